@@ -1,0 +1,93 @@
+"""Release identity and parameters: release id rules, campaign.json, release parameters.
+
+Kept free of heavy imports: the DAG imports it at parse time to validate the trigger form.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD
+
+RELEASE_ID_RE = re.compile(r"^[a-z0-9_]+_(\d{4})(0[1-9]|1[0-2])$")
+"""``<campaign_slug>_<YYYYMM>``, lowercase ascii ``[a-z0-9_]``, e.g. ``iran_202102``."""
+
+
+class InvalidRelease(ValueError):
+    """The request or the campaign folder cannot become a release; the message says why."""
+
+
+def check_release_id(release_id: str) -> str:
+    """Return ``release_id`` if it is ``<slug>_<YYYYMM>``; raise InvalidRelease otherwise."""
+    if not isinstance(release_id, str) or not RELEASE_ID_RE.match(release_id):
+        raise InvalidRelease(
+            f"release id {release_id!r} is not <campaign_slug>_<YYYYMM> in [a-z0-9_] "
+            "(e.g. iran_202102)"
+        )
+    return release_id
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """The parts of ``campaign.json`` a release relies on."""
+
+    campaign_id: str
+    title: str
+    country: str
+    attribution: str
+    disclosure_month: str
+    investigation_ids: tuple[str, ...]
+    account_ids: tuple[str, ...]
+
+    @classmethod
+    def load(cls, campaign_dir: str | Path) -> Campaign:
+        path = Path(campaign_dir) / "campaign.json"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise InvalidRelease(f"{path} does not exist: is the campaign location right?") from exc
+        except json.JSONDecodeError as exc:
+            raise InvalidRelease(f"{path} is not valid JSON: {exc}") from exc
+        missing = [k for k in ("campaign_id", "title", "disclosure_month", "account_ids") if k not in raw]
+        if missing:
+            raise InvalidRelease(f"{path} lacks required fields: {', '.join(missing)}")
+        if not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", str(raw["disclosure_month"])):
+            raise InvalidRelease(f"{path}: disclosure_month {raw['disclosure_month']!r} is not YYYY-MM")
+        return cls(
+            campaign_id=str(raw["campaign_id"]),
+            title=str(raw["title"]),
+            country=str(raw.get("country", "")),
+            attribution=str(raw.get("attribution", "")),
+            disclosure_month=str(raw["disclosure_month"]),
+            investigation_ids=tuple(str(i) for i in raw.get("investigation_ids", [])),
+            account_ids=tuple(str(i) for i in raw["account_ids"]),
+        )
+
+
+@dataclass(frozen=True)
+class ReleaseParams:
+    """Parameters of one release run; recorded in the manifest."""
+
+    release_id: str
+    campaign_dir: str
+    version: int = 1
+    threshold: int = DEFAULT_THRESHOLD
+    archive_target_bytes: int = DEFAULT_ARCHIVE_TARGET_BYTES
+    key_id: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_release_id(self.release_id)
+        if self.version < 1:
+            raise InvalidRelease(f"version must be >= 1, got {self.version}")
+        if self.threshold < 0:
+            raise InvalidRelease(f"threshold must be >= 0, got {self.threshold}")
+        if self.archive_target_bytes < 1:
+            raise InvalidRelease(f"archive target must be positive, got {self.archive_target_bytes}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

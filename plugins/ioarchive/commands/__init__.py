@@ -1,0 +1,1 @@
+"""Subcommands of ``ioarchive``; one module each (see ``ioarchive.cli``)."""
