@@ -51,3 +51,9 @@ lock:
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+up: venv
+	$(BIN)/python -m ioarchive.stack up
+
+down:
+	@test -x $(BIN)/python && $(BIN)/python -m ioarchive.stack down || true
