@@ -1,0 +1,191 @@
+"""Release a removed information operation as a research dataset (RELEASE_SPEC).
+
+Reads as the release process: validate the request and campaign -> attribution sign-off ->
+wait until every linked investigation is concluded -> extract -> pseudonymize -> pack media
+(plan, one task per archive, index) -> quality gate (both variants, every published table and
+the media index) -> render -> publication sign-off -> publish member and public -> update the
+public catalog -> notify.
+
+Triggered from the UI form or the REST API (``conf`` with the params below). Business logic is
+in ``ioarchive.release_tasks`` (task bodies), ``ioarchive.gates`` (sign-offs, four eyes) and
+``ioarchive.notify``; nothing heavy is imported at parse time.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, PokeReturnValue, task
+from ioarchive import release_tasks
+from ioarchive.gates import GATE_ATTRIBUTION, GATE_PUBLICATION, ReleaseGateOperator
+from ioarchive.notify import GateWaitingNotifier, on_task_failure
+from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD
+
+DEFAULT_REVIEWERS = [r.strip() for r in os.environ.get("IOARCHIVE_REVIEWERS", "reviewer_a,reviewer_b").split(",") if r.strip()]
+REGISTRY_POKE_SECONDS = int(os.environ.get("IOARCHIVE_REGISTRY_POKE_SECONDS", "300"))
+
+
+def _no_retry_on_bad_input(func, *args, **kwargs):
+    """Run a step; input or policy errors fail the task at once (a retry cannot fix them)."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from ioarchive.campaign import InvalidRelease
+
+    no_retry: tuple[type[BaseException], ...] = (InvalidRelease, release_tasks.QualityGateFailed)
+    try:
+        from ioarchive.publish import PublishRefused
+
+        no_retry += (PublishRefused,)
+    except ImportError:
+        pass
+    try:
+        return func(*args, **kwargs)
+    except no_retry as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+comment_param = {
+    "comment": Param(
+        "",
+        type=["string", "null"],
+        title="Comment",
+        description="Why you approve or reject (recorded in the manifest; required in spirit for a reject).",
+    )
+}
+
+with DAG(
+    dag_id="io_release",
+    description="Turn a removed information operation into a published research dataset (two variants).",
+    schedule=None,
+    catchup=False,
+    tags=["ioarchive", "release", "human-in-the-loop"],
+    doc_md=__doc__,
+    max_active_runs=4,
+    default_args={
+        "owner": "integrity-data",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": on_task_failure,
+    },
+    params={
+        "campaign_dir": Param(
+            type="string",
+            minLength=1,
+            title="Campaign location",
+            description="Folder of the campaign export on the workers (campaign.json, accounts.jsonl, posts.jsonl, media/).",
+        ),
+        "release_id": Param(
+            type="string",
+            pattern=r"^[a-z0-9_]+_\d{6}$",
+            title="Release id",
+            description="<campaign_slug>_<YYYYMM>, lowercase, e.g. iran_202102.",
+        ),
+        "version": Param(1, type="integer", minimum=1, title="Version",
+                         description="Release version; a published version is immutable, a change is a new version."),
+        "threshold": Param(DEFAULT_THRESHOLD, type="integer", minimum=0, title="Pseudonymization threshold",
+                           description="Accounts with fewer followers than this are pseudonymized in the public variant."),
+        "archive_target_bytes": Param(DEFAULT_ARCHIVE_TARGET_BYTES, type="integer", minimum=1,
+                                      title="Media archive target size (bytes)",
+                                      description="Media zip archives are at most this large (default 2 GiB)."),
+        "reviewers": Param(DEFAULT_REVIEWERS, type="array", items={"type": "string"}, minItems=1,
+                           title="Reviewers",
+                           description="User names allowed to answer the sign-offs; never the user who triggers."),
+    },
+) as dag:
+
+    @task
+    def validate_request(params=None) -> dict:
+        """Check the form and the campaign folder; returns what the attribution reviewer sees."""
+        return _no_retry_on_bad_input(release_tasks.validate_request, params)
+
+    attribution_signoff = ReleaseGateOperator(
+        task_id="attribution_signoff",
+        gate=GATE_ATTRIBUTION,
+        subject="Attribution sign-off: {{ params.release_id }} v{{ params.version }}",
+        body="{{ ti.xcom_pull(task_ids='validate_request')['attribution_body'] }}",
+        params=comment_param,
+        notifiers=[GateWaitingNotifier(GATE_ATTRIBUTION)],
+        signoffs_path=release_tasks.signoffs_path,
+        response_timeout=timedelta(days=14),
+    )
+
+    @task.sensor(poke_interval=REGISTRY_POKE_SECONDS, mode="reschedule", timeout=timedelta(days=90).total_seconds())
+    def wait_for_investigations(params=None) -> PokeReturnValue:
+        """Every linked investigation concluded; rescheduled (no worker slot) while any is open."""
+        still_open = release_tasks.open_investigations(params)
+        return PokeReturnValue(is_done=not still_open, xcom_value={"open": still_open})
+
+    @task
+    def extract(params=None) -> dict:
+        return _no_retry_on_bad_input(release_tasks.extract, params)
+
+    @task
+    def pseudonymize(params=None) -> None:
+        release_tasks.pseudonymize(params)
+
+    @task
+    def quality_gate(params=None) -> dict:
+        return _no_retry_on_bad_input(release_tasks.quality_gate, params)
+
+    @task
+    def plan_media(params=None) -> list[dict]:
+        return release_tasks.plan_media(params)
+
+    @task(map_index_template="{{ archive['archive_name'] }}")
+    def pack_media(archive: dict, params=None) -> dict:
+        return release_tasks.pack_media(params, archive["variant"], archive["archive_name"])
+
+    @task(trigger_rule="none_failed")
+    def finalize_media(params=None) -> None:
+        release_tasks.finalize_media(params)
+
+    @task
+    def render(params=None) -> dict:
+        return release_tasks.render(params)
+
+    publication_signoff = ReleaseGateOperator(
+        task_id="publication_signoff",
+        gate=GATE_PUBLICATION,
+        subject="Publication sign-off: {{ params.release_id }} v{{ params.version }}",
+        body="{{ ti.xcom_pull(task_ids='render')['publication_body'] }}",
+        params=comment_param,
+        notifiers=[GateWaitingNotifier(GATE_PUBLICATION)],
+        signoffs_path=release_tasks.signoffs_path,
+        response_timeout=timedelta(days=14),
+    )
+
+    @task
+    def publish(variant: str, params=None) -> dict:
+        return _no_retry_on_bad_input(release_tasks.publish, params, variant)
+
+    @task
+    def update_catalog(params=None) -> list[str]:
+        return release_tasks.update_catalog(params)
+
+    @task
+    def notify_published(published: list[dict], params=None) -> None:
+        from ioarchive.notify import published_message, send
+
+        locations = {p["variant"]: p["url"] for p in published}
+        send(published_message(params["release_id"], int(params["version"]), locations))
+
+    request = validate_request()
+    archives = plan_media()
+    packed = pack_media.expand(archive=archives)
+    rendered = render()
+    public = publish.override(task_id="publish_public")("hashed")
+    member = publish.override(task_id="publish_member")("unhashed")
+    catalog = update_catalog()
+
+    # The quality gate reads the published tables and the media index, so it follows packing.
+    (
+        request
+        >> attribution_signoff
+        >> wait_for_investigations()
+        >> extract()
+        >> pseudonymize()
+        >> archives
+    )
+    packed >> finalize_media() >> quality_gate() >> rendered >> publication_signoff >> [member, public]
+    public >> catalog >> notify_published([public, member])

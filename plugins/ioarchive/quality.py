@@ -1,0 +1,341 @@
+"""Data-quality gate (RELEASE_SPEC section 7.3): every GX suite must pass on both variants.
+
+``validate_release`` reads the published tables of both variants (``ioarchive.quality_data``),
+runs the suite files of ``expectations/`` (the source of truth, reviewed like code) with a GX
+file data context kept in ``validation/<variant>/gx/``, builds Data Docs per variant, and writes
+``validation/<variant>/summary.json`` for the publication reviewer::
+
+    {"success": bool, "suites": {suite: {"success": bool, "failed": [
+        {"expectation": ..., "column": ..., "observed": ..., "examples": [row keys]}]}}}
+
+Privacy of the report itself: results of the hashed variant are passed through
+``IdentifierSet.redact`` before they are stored, rendered or summarized, column expectations run
+with ``exclude_unexpected_values`` (row keys only), query expectations select row keys only, and
+the rendered hashed Data Docs are scanned for raw identifiers at the end: a hit deletes them
+and fails the gate. The unhashed variant's docs stay in their own member-only folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ioarchive.schema import DEFAULT_THRESHOLD, VARIANTS
+from ioarchive.staging import StagingLayout
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from ioarchive.quality_data import ReleaseTables
+    from ioarchive.quality_identifiers import IdentifierSet
+
+log = logging.getLogger(__name__)
+
+EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+"""The repository's ``expectations/`` folder (override with ``IOARCHIVE_EXPECTATIONS_DIR``)."""
+
+MAX_EXAMPLES = 20
+
+
+class DataDocsLeak(RuntimeError):
+    """The hashed variant's rendered Data Docs contain a raw identifier (they were deleted)."""
+
+
+@dataclass
+class FailedExpectation:
+    expectation: str
+    column: str | None
+    observed: Any
+    examples: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class SuiteOutcome:
+    success: bool
+    evaluated: int = 0
+    failed: list[FailedExpectation] = field(default_factory=list)
+
+
+@dataclass
+class VariantReport:
+    variant: str
+    success: bool
+    suites: dict[str, SuiteOutcome]
+    summary_path: Path
+    data_docs: Path | None = None
+
+    def summary_dict(self) -> dict[str, Any]:
+        return {
+            "success": self.success,
+            "suites": {
+                name: {"success": s.success, "failed": [asdict(f) for f in s.failed]}
+                for name, s in sorted(self.suites.items())
+            },
+        }
+
+
+@dataclass
+class ValidationReport:
+    """Outcome of the data-quality gate for one release (both variants)."""
+
+    release_id: str
+    threshold: int
+    variants: dict[str, VariantReport]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return all(v.success for v in self.variants.values())
+
+    def failures(self) -> list[tuple[str, str, FailedExpectation]]:
+        return [
+            (variant, suite, failed)
+            for variant, report in self.variants.items()
+            for suite, outcome in report.suites.items()
+            for failed in outcome.failed
+        ]
+
+    def summary_lines(self) -> list[str]:
+        """Short text for logs and the CLI: one line per failed expectation."""
+        state = "PASSED" if self.success else "FAILED"
+        lines = [f"data-quality gate {state} for release {self.release_id} (threshold {self.threshold})"]
+        for variant, report in self.variants.items():
+            total = sum(s.evaluated for s in report.suites.values())
+            failed = sum(len(s.failed) for s in report.suites.values())
+            lines.append(f"  {variant}: {len(report.suites)} suites, {total} expectations, {failed} failed; "
+                         f"summary {report.summary_path}")
+        for variant, suite, f in self.failures():
+            column = f" column {f.column}" if f.column else ""
+            examples = ", ".join(str(e) for e in f.examples[:5])
+            lines.append(f"  FAIL {variant}/{suite}: {f.expectation}{column}: observed {f.observed!r}"
+                         + (f"; rows {examples}" if examples else ""))
+        lines.extend(f"  NOTE {n}" for n in self.notes)
+        return lines
+
+
+def validate_release(
+    spark: SparkSession,
+    staging_dir: str | Path,
+    release_id: str,
+    threshold: int = DEFAULT_THRESHOLD,
+    *,
+    campaign_dir: str | Path | None = None,
+    expectations_dir: str | Path | None = None,
+    require_media_index: bool = True,
+    tables: ReleaseTables | None = None,
+) -> ValidationReport:
+    """Run every suite on both variants; write Data Docs and ``summary.json`` per variant.
+
+    ``campaign_dir`` gives the deletions for "no deleted post present"; without it that check
+    has nothing to compare with and the report says so in its notes. ``tables`` lets tests
+    validate DataFrames they built (corrupted copies) instead of the published files.
+    """
+    from ioarchive.quality_data import load_release_tables, register_views
+    from ioarchive.quality_identifiers import IdentifierSet
+
+    quiet_gx()
+    layout = StagingLayout(Path(staging_dir), release_id)
+    suites_dir = Path(expectations_dir or os.environ.get("IOARCHIVE_EXPECTATIONS_DIR") or EXPECTATIONS_DIR)
+    csv_scratch = layout.root / "validation" / "_csv_scratch"
+    if tables is None:
+        tables = load_release_tables(spark, layout, csv_scratch)
+    identifiers_frame = register_views(spark, layout, tables, threshold, campaign_dir)
+    identifiers = IdentifierSet.from_frame(identifiers_frame)
+    notes = []
+    if not tables.deletions_known:
+        notes.append("no campaign folder given: 'no deleted post present' compared against an empty deletion list")
+    params = {"threshold": str(int(threshold)), "release_id": release_id}
+    try:
+        variants = {
+            variant: _validate_variant(
+                spark, layout, variant, tables, suites_dir, params, identifiers, require_media_index
+            )
+            for variant in VARIANTS
+        }
+    finally:
+        identifiers_frame.unpersist()
+        shutil.rmtree(csv_scratch, ignore_errors=True)
+    report = ValidationReport(release_id=release_id, threshold=threshold, variants=variants, notes=notes)
+    for line in report.summary_lines():
+        (log.info if report.success else log.error)("%s", line)
+    return report
+
+
+def load_suite_files(suites_dir: Path, variant: str, params: dict[str, str]) -> dict[str, dict]:
+    """Suite dicts of ``variant`` keyed by suite name, ``${param}`` placeholders substituted."""
+    suites = {}
+    for path in sorted(suites_dir.glob(f"*_{variant}.json")):
+        text = path.read_text(encoding="utf-8")
+        for name, value in params.items():
+            text = text.replace("${" + name + "}", value)
+        suite = json.loads(text)
+        suites[suite["name"]] = suite
+    if not suites:
+        raise FileNotFoundError(f"no suite files *_{variant}.json in {suites_dir}: is the expectations folder right?")
+    return suites
+
+
+def quiet_gx() -> None:
+    """Keep GX progress bars, analytics and info logs out of task logs."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("great_expectations", "py4j", "tqdm"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _validate_variant(
+    spark: SparkSession,
+    layout: StagingLayout,
+    variant: str,
+    tables: ReleaseTables,
+    suites_dir: Path,
+    params: dict[str, str],
+    identifiers: IdentifierSet,
+    require_media_index: bool,
+) -> VariantReport:
+    import great_expectations as gx
+    from great_expectations.core import ExpectationSuite
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    import ioarchive.gx_expectations  # noqa: F401 - registers the custom expectation types
+
+    out_dir = layout.validation_dir(variant)
+    gx_root = out_dir / "gx"
+    if gx_root.exists():
+        shutil.rmtree(gx_root)  # results of a previous run must not show up in these docs
+    out_dir.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(out_dir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    datasource = context.data_sources.add_or_update_spark(name=f"{layout.release_id}_{variant}")
+    run_id = RunIdentifier(run_name=f"{layout.release_id}-{variant}")
+    redact = variant == "hashed"
+
+    outcomes: dict[str, SuiteOutcome] = {}
+    for suite_name, suite_dict in load_suite_files(suites_dir, variant, params).items():
+        meta = suite_dict.get("meta", {}).get("ioarchive", {})
+        table, row_key = meta["table"], meta["row_key"]
+        frame = tables.get(variant, table)
+        if frame is None:
+            reason = tables.missing.get((variant, table), "table not loaded")
+            required = table != "media_index" or require_media_index
+            outcomes[suite_name] = SuiteOutcome(
+                success=not required,
+                failed=[FailedExpectation("table_present", None, reason)] if required else [],
+            )
+            continue
+        suite = context.suites.add_or_update(ExpectationSuite(**suite_dict))
+        asset = datasource.add_dataframe_asset(name=suite_name)
+        batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_whole").get_batch(
+            batch_parameters={"dataframe": frame}
+        )
+        result = batch.validate(suite, result_format=_result_format(row_key, hide_values=redact))
+        if redact:
+            for expectation_result in result.results:
+                expectation_result.result = identifiers.redact(expectation_result.result)
+        context.validation_results_store.store_validation_results(
+            suite_validation_result=result,
+            suite_validation_result_identifier=ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+                run_id=run_id,
+                batch_identifier=suite_name,
+            ),
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+        )
+        outcomes[suite_name] = _outcome(result.to_json_dict(), row_key)
+
+    docs = context.build_data_docs()
+    docs_index = _local_path(docs.get("local_site"))
+    if redact:
+        _check_docs_clean(out_dir / "gx", identifiers)
+    success = all(o.success for o in outcomes.values())
+    report = VariantReport(variant, success, outcomes, out_dir / "summary.json", docs_index)
+    summary = report.summary_dict()
+    if redact:
+        summary = identifiers.redact(summary)
+    report.summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return report
+
+
+def _result_format(row_key: str, *, hide_values: bool) -> dict[str, Any]:
+    """SUMMARY with row keys; the hashed variant never asks GX for offending values."""
+    return {
+        "result_format": "SUMMARY",
+        "unexpected_index_column_names": [row_key],
+        "partial_unexpected_count": MAX_EXAMPLES,
+        "exclude_unexpected_values": hide_values,
+        "return_unexpected_index_query": False,
+    }
+
+
+def _outcome(result: dict[str, Any], row_key: str) -> SuiteOutcome:
+    failed = []
+    results = result.get("results", [])
+    for r in results:
+        if r.get("success"):
+            continue
+        config = r.get("expectation_config", {})
+        kwargs = config.get("kwargs", {})
+        meta = config.get("meta") or {}
+        details = r.get("result") or {}
+        observed = details.get("observed_value", details.get("unexpected_count"))
+        exception = (r.get("exception_info") or {})
+        if exception.get("raised_exception"):
+            observed = f"error: {str(exception.get('exception_message'))[:300]}"
+        failed.append(
+            FailedExpectation(
+                expectation=meta.get("name") or config.get("type", "?"),
+                column=kwargs.get("column"),
+                observed=observed,
+                examples=_examples(details, row_key),
+            )
+        )
+    return SuiteOutcome(success=not failed and bool(result.get("success")), evaluated=len(results), failed=failed)
+
+
+def _examples(details: dict[str, Any], row_key: str) -> list[Any]:
+    rows = (details.get("details") or {}).get("unexpected_rows")
+    if rows:
+        return [_row_label(row) for row in rows[:MAX_EXAMPLES]]
+    index = details.get("partial_unexpected_index_list")
+    if index:
+        return [row.get(row_key) if isinstance(row, dict) else row for row in index[:MAX_EXAMPLES]]
+    return list(details.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
+
+
+def _row_label(row: Any) -> Any:
+    if isinstance(row, dict):
+        values = list(row.values())
+        return values[0] if len(values) == 1 else row
+    return row
+
+
+def _local_path(url: str | None) -> Path | None:
+    if not url:
+        return None
+    return Path(url.removeprefix("file://"))
+
+
+def _check_docs_clean(gx_root: Path, identifiers: IdentifierSet) -> None:
+    """Fail closed if any rendered or stored file of the hashed context names a raw identifier."""
+    offending = []
+    for path in sorted(gx_root.rglob("*")):
+        if path.is_file() and path.suffix in (".html", ".json"):
+            if identifiers.count_hits(path.read_text(encoding="utf-8", errors="replace")):
+                offending.append(path)
+    if offending:
+        shutil.rmtree(gx_root, ignore_errors=True)
+        raise DataDocsLeak(
+            f"hashed Data Docs under {gx_root} named a raw identifier of a pseudonymized account in "
+            f"{len(offending)} file(s) (first: {offending[0].name}); they were deleted. "
+            "Report this to the ioarchive maintainers: a GX result format exposed values."
+        )

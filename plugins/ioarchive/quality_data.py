@@ -1,0 +1,199 @@
+"""The tables the data-quality gate validates, and the Spark views its suites refer to.
+
+What is validated is what is published: the Parquet tables of ``release/<variant>/parquet/``
+(what researchers load, real types) and the CSV zips (string formats that only exist in CSV:
+``tweet_time`` as ``YYYY-MM-DD HH:MM``, ``true``/``false``, JSON list columns). Cross-table
+expectations (referential integrity, equal row counts, deleted posts, reconciliation) are Spark
+SQL queries over temp views registered here:
+
+``<variant>_accounts``, ``<variant>_posts``, ``<variant>_media_index`` (Parquet tables),
+``deleted_post_ids(tweetid)``, ``deleted_media_keys(media_key)`` (campaign deletions.jsonl),
+``reconciliation_counts(table_name, read, released, excluded, quarantined)``,
+``pseudonymized_raw_identifiers`` (see ``ioarchive.quality_identifiers``).
+
+A missing table is registered as an empty view with its columns, so one missing file fails its
+own suite ("table present") instead of breaking every query that joins it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import shutil
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ioarchive.schema import ACCOUNT_COLUMNS, MEDIA_INDEX_COLUMNS, POST_COLUMNS, VARIANTS
+from ioarchive.staging import StagingLayout
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+log = logging.getLogger(__name__)
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "accounts": ACCOUNT_COLUMNS,
+    "posts": POST_COLUMNS,
+    "media_index": MEDIA_INDEX_COLUMNS,
+    "accounts_csv": ACCOUNT_COLUMNS,
+    "posts_csv": POST_COLUMNS,
+}
+IDENTIFIER_VIEW = "pseudonymized_raw_identifiers"
+
+
+@dataclass
+class ReleaseTables:
+    """DataFrames per (variant, table); ``None`` where the published file is missing."""
+
+    frames: dict[tuple[str, str], DataFrame | None] = field(default_factory=dict)
+    missing: dict[tuple[str, str], str] = field(default_factory=dict)
+    deletions_known: bool = False
+
+    def get(self, variant: str, table: str) -> DataFrame | None:
+        return self.frames.get((variant, table))
+
+
+def load_release_tables(
+    spark: SparkSession, layout: StagingLayout, csv_scratch: Path, *, with_csv: bool = True
+) -> ReleaseTables:
+    """Read the published tables of both variants (lazily: Spark reads when a suite runs)."""
+    tables = ReleaseTables()
+    for variant in VARIANTS:
+        parquet = layout.parquet_dir(variant)
+        for table, path in (
+            ("accounts", parquet / "users.parquet"),
+            ("posts", parquet / "tweets"),
+            ("media_index", parquet / "media_index.parquet"),
+        ):
+            tables.frames[(variant, table)] = _read_parquet(spark, path, tables.missing, (variant, table))
+        if with_csv:
+            scratch = csv_scratch / variant
+            users = [layout.users_csv_zip(variant)]
+            tweets = sorted(layout.release_dir(variant).glob(f"{layout.release_id}_tweets_csv_{variant}*.zip"))
+            for table, zips in (("accounts_csv", users), ("posts_csv", tweets)):
+                tables.frames[(variant, table)] = _read_csv_zips(
+                    spark, zips, scratch / table, tables.missing, (variant, table)
+                )
+    return tables
+
+
+def register_views(
+    spark: SparkSession,
+    layout: StagingLayout,
+    tables: ReleaseTables,
+    threshold: int,
+    campaign_dir: str | Path | None,
+) -> DataFrame:
+    """Register every view the suites use; return the (cached) identifier frame."""
+    from ioarchive.quality_identifiers import identifier_frame
+
+    for variant in VARIANTS:
+        for table in ("accounts", "posts", "media_index"):
+            frame = tables.get(variant, table)
+            if frame is None:
+                frame = empty_frame(spark, TABLE_COLUMNS[table])
+            frame.createOrReplaceTempView(f"{variant}_{table}")
+    deleted_posts, deleted_media = _deletions(campaign_dir)
+    tables.deletions_known = campaign_dir is not None
+    spark.createDataFrame([(i,) for i in deleted_posts], "tweetid string").createOrReplaceTempView(
+        "deleted_post_ids"
+    )
+    spark.createDataFrame([(i,) for i in deleted_media], "media_key string").createOrReplaceTempView(
+        "deleted_media_keys"
+    )
+    spark.createDataFrame(
+        _reconciliation_rows(layout),
+        "table_name string, read long, released long, excluded long, quarantined long",
+    ).createOrReplaceTempView("reconciliation_counts")
+    unhashed_accounts = tables.get("unhashed", "accounts")
+    if unhashed_accounts is None:
+        unhashed_accounts = empty_frame(spark, ACCOUNT_COLUMNS).withColumn("follower_count", _null_long())
+    identifiers = identifier_frame(unhashed_accounts, threshold).cache()
+    identifiers.createOrReplaceTempView(IDENTIFIER_VIEW)
+    return identifiers
+
+
+def empty_frame(spark: SparkSession, columns: tuple[str, ...]) -> DataFrame:
+    return spark.createDataFrame([], ", ".join(f"`{c}` string" for c in columns))
+
+
+def _null_long():
+    from pyspark.sql import functions as F
+
+    return F.lit(None).cast("long")
+
+
+def _read_parquet(spark, path: Path, missing: dict, key: tuple[str, str]):
+    if not path.exists():
+        missing[key] = f"{path} does not exist"
+        return None
+    return spark.read.parquet(str(path))
+
+
+def _read_csv_zips(spark, zips: list[Path], scratch: Path, missing: dict, key: tuple[str, str]):
+    """Unpack the CSV of each zip to ``scratch`` and read them as strings (RFC 4180, multi-line)."""
+    present = [z for z in zips if z.exists()]
+    if not present:
+        missing[key] = f"{zips[0] if zips else 'CSV zip'} does not exist"
+        return None
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
+    for number, zpath in enumerate(present):
+        with zipfile.ZipFile(zpath) as archive:
+            members = [m for m in archive.infolist() if m.filename.endswith(".csv")]
+            if len(members) != 1:
+                missing[key] = f"{zpath} holds {len(members)} CSV files, expected exactly one"
+                return None
+            with archive.open(members[0]) as src, open(scratch / f"part{number:03d}.csv", "wb") as dst:
+                shutil.copyfileobj(src, dst, 4 * 1024 * 1024)
+    return spark.read.csv(
+        str(scratch), header=True, multiLine=True, quote='"', escape='"', inferSchema=False, encoding="UTF-8"
+    )
+
+
+def _deletions(campaign_dir: str | Path | None) -> tuple[list[str], list[str]]:
+    """Deleted post ids and media keys from the campaign's deletions.jsonl[.gz]."""
+    if campaign_dir is None:
+        return [], []
+    posts: list[str] = []
+    media: list[str] = []
+    for name in ("deletions.jsonl", "deletions.jsonl.gz"):
+        path = Path(campaign_dir) / name
+        if not path.exists():
+            continue
+        opener = gzip.open if name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # extraction quarantines it; nothing to check against
+                if not isinstance(record, dict) or record.get("id") is None:
+                    continue
+                (posts if record.get("kind") == "post" else media).append(str(record["id"]))
+    return posts, media
+
+
+def _reconciliation_rows(layout: StagingLayout) -> list[tuple]:
+    """One row per table of reconciliation.json; none when the file is missing (fails the check)."""
+    try:
+        data = json.loads(layout.reconciliation.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.error("reconciliation %s unreadable (%s): the balance expectation will fail", layout.reconciliation, exc)
+        return []
+    rows = []
+    for name, counts in (data.get("tables") or {}).items():
+        rows.append(
+            (
+                name,
+                int(counts.get("read", 0)),
+                int(counts.get("released", 0)),
+                sum(int(v) for v in (counts.get("excluded") or {}).values()),
+                sum(int(v) for v in (counts.get("quarantined") or {}).values()),
+            )
+        )
+    return rows

@@ -1,0 +1,315 @@
+"""Object storage behind publication and verification: one code path for Airflow and the CLI.
+
+The DAG reaches S3 through the Amazon provider (``S3Hook(aws_conn_id).get_conn()``), the CLI
+through a plain boto3 client built from an endpoint URL (a local MinIO or moto server). Both end
+up as a boto3 S3 client wrapped by :class:`S3ObjectStore`, so publication and verification code
+never knows which one it got. :class:`ObjectStore` is the small protocol that code relies on;
+tests use the real S3 implementation against a real local S3 HTTP endpoint.
+
+boto3 is imported lazily: this module is imported by modules a DAG file imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+SHA256_METADATA_KEY = "sha256"
+"""User metadata key (``x-amz-meta-sha256``) holding the hex SHA-256 of an object's bytes."""
+
+DEFAULT_MULTIPART_THRESHOLD = 64 * 1024**2
+DEFAULT_MULTIPART_CHUNKSIZE = 64 * 1024**2
+READ_CHUNK = 4 * 1024**2
+
+
+class StoreError(RuntimeError):
+    """An object store call failed; the message names the bucket and key."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a HEAD tells about one object."""
+
+    key: str
+    size: int
+    sha256: str | None
+    """Hex SHA-256 from our ``sha256`` metadata, None when the object was not put by us."""
+    checksum_sha256: str | None = None
+    """Server-computed base64 SHA-256 (full-object for single-part uploads), if returned."""
+    parts: int = 1
+    """Number of multipart parts (from the ETag suffix); 1 for a single-part upload."""
+    server_side_encryption: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Encryption:
+    """Server-side encryption requested for every object put in a bucket.
+
+    ``kms_key_id`` set: SSE-KMS with that key; otherwise SSE-S3 (AES256).
+    """
+
+    kms_key_id: str | None = None
+
+    def put_args(self) -> dict[str, str]:
+        if self.kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        return {"ServerSideEncryption": "AES256"}
+
+
+class ObjectStore(Protocol):
+    """The object operations publication, verification and the catalog need."""
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None: ...
+
+    def list_keys(self, bucket: str, prefix: str) -> list[tuple[str, int]]: ...
+
+    def upload_file(
+        self, bucket: str, key: str, path: Path, sha256: str, *, encryption: Encryption | None = None,
+        content_type: str | None = None,
+    ) -> None: ...
+
+    def put_bytes(
+        self, bucket: str, key: str, data: bytes, *, encryption: Encryption | None = None,
+        content_type: str | None = None,
+    ) -> None: ...
+
+    def get_bytes(self, bucket: str, key: str) -> bytes: ...
+
+    def iter_bytes(self, bucket: str, key: str) -> Iterator[bytes]: ...
+
+
+def stream_sha256(chunks: Iterator[bytes]) -> tuple[str, int]:
+    """Hex SHA-256 and byte count of a stream, in constant memory."""
+    h = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        h.update(chunk)
+        size += len(chunk)
+    return h.hexdigest(), size
+
+
+class S3ObjectStore:
+    """:class:`ObjectStore` over a boto3 S3 client (from S3Hook or built from an endpoint URL).
+
+    Uploads go through boto3's managed transfer (multipart above ``multipart_threshold``), ask S3
+    to check a SHA-256 of every request/part (``ChecksumAlgorithm=SHA256``), and record the
+    whole-file hex SHA-256 as ``sha256`` metadata so a later HEAD can compare it cheaply.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
+        multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE,
+        max_concurrency: int = 4,
+    ) -> None:
+        self.client = client
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
+        self.max_concurrency = max_concurrency
+
+    # -- reads --------------------------------------------------------------------------
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            resp = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise StoreError(f"HEAD s3://{bucket}/{key} failed: {_error_text(exc)}") from exc
+        metadata = {k.lower(): v for k, v in (resp.get("Metadata") or {}).items()}
+        etag = str(resp.get("ETag", "")).strip('"')
+        parts = int(etag.rsplit("-", 1)[1]) if "-" in etag and etag.rsplit("-", 1)[1].isdigit() else 1
+        return ObjectInfo(
+            key=key,
+            size=int(resp["ContentLength"]),
+            sha256=metadata.get(SHA256_METADATA_KEY),
+            checksum_sha256=resp.get("ChecksumSHA256"),
+            parts=parts,
+            server_side_encryption=resp.get("ServerSideEncryption"),
+            metadata=metadata,
+        )
+
+    def list_keys(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
+        """Every (key, size) under ``prefix``, sorted by key."""
+        from botocore.exceptions import ClientError
+
+        out: list[tuple[str, int]] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+                out.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
+        except ClientError as exc:
+            raise StoreError(f"listing s3://{bucket}/{prefix} failed: {_error_text(exc)}") from exc
+        return sorted(out)
+
+    def get_bytes(self, bucket: str, key: str) -> bytes:
+        return b"".join(self.iter_bytes(bucket, key))
+
+    def iter_bytes(self, bucket: str, key: str) -> Iterator[bytes]:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        except ClientError as exc:
+            raise StoreError(f"GET s3://{bucket}/{key} failed: {_error_text(exc)}") from exc
+        try:
+            yield from body.iter_chunks(READ_CHUNK)
+        finally:
+            body.close()
+
+    # -- writes -------------------------------------------------------------------------
+    def upload_file(
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        sha256: str,
+        *,
+        encryption: Encryption | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "SHA256", "Metadata": {SHA256_METADATA_KEY: sha256}}
+        if encryption is not None:
+            extra.update(encryption.put_args())
+        if content_type:
+            extra["ContentType"] = content_type
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.multipart_chunksize,
+            max_concurrency=self.max_concurrency,
+        )
+        try:
+            self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=config)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"upload of {path} to s3://{bucket}/{key} failed: {exc}") from exc
+
+    def put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        *,
+        encryption: Encryption | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        args: dict[str, Any] = {
+            "Bucket": bucket,
+            "Key": key,
+            "Body": data,
+            "ChecksumAlgorithm": "SHA256",
+            "Metadata": {SHA256_METADATA_KEY: hashlib.sha256(data).hexdigest()},
+        }
+        if encryption is not None:
+            args.update(encryption.put_args())
+        if content_type:
+            args["ContentType"] = content_type
+        try:
+            self.client.put_object(**args)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"PUT s3://{bucket}/{key} failed: {exc}") from exc
+
+    # -- bucket posture -----------------------------------------------------------------
+    def public_access_blocked(self, bucket: str) -> bool:
+        """True when all four public access block settings are on for ``bucket``."""
+        from botocore.exceptions import ClientError
+
+        try:
+            conf = self.client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
+                return False
+            raise StoreError(f"reading the public access block of s3://{bucket} failed: {_error_text(exc)}") from exc
+        return all(conf.get(k) for k in _PUBLIC_ACCESS_BLOCK)
+
+    def default_encryption(self, bucket: str) -> str | None:
+        """The bucket's default SSE algorithm (``AES256``, ``aws:kms``...), None if not configured."""
+        from botocore.exceptions import ClientError
+
+        try:
+            rules = self.client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+        except ClientError as exc:
+            if _error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
+                return None
+            raise StoreError(f"reading the default encryption of s3://{bucket} failed: {_error_text(exc)}") from exc
+        for rule in rules:
+            algo = rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm")
+            if algo:
+                return str(algo)
+        return None
+
+
+_PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def s3_client(*, endpoint_url: str | None = None, aws_conn_id: str | None = None, region: str | None = None) -> Any:
+    """A boto3 S3 client: from an Airflow AWS connection, or plain boto3 (env credentials).
+
+    ``aws_conn_id`` wins when given (its extra ``endpoint_url`` points it at a local server);
+    otherwise boto3's usual credential chain is used, with ``endpoint_url`` if given.
+    """
+    if aws_conn_id:
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        return S3Hook(aws_conn_id=aws_conn_id).get_conn()
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+
+
+def ensure_buckets(
+    client: Any, public_bucket: str, member_bucket: str, *, kms_key_id: str | None = None
+) -> None:
+    """Create the public and member buckets if missing (local stack / first deployment).
+
+    The member bucket gets default encryption (SSE-KMS with ``kms_key_id`` if given, else
+    AES256) and a full public access block; publication refuses a member bucket without them.
+    Idempotent: existing buckets are kept, their member settings (re)applied.
+    """
+    from botocore.exceptions import ClientError
+
+    for bucket in (public_bucket, member_bucket):
+        try:
+            client.head_bucket(Bucket=bucket)
+        except ClientError:
+            client.create_bucket(Bucket=bucket)
+    rule: dict[str, Any] = {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": kms_key_id} if kms_key_id else {
+        "SSEAlgorithm": "AES256"
+    }
+    client.put_bucket_encryption(
+        Bucket=member_bucket,
+        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": rule}]},
+    )
+    client.put_public_access_block(
+        Bucket=member_bucket,
+        PublicAccessBlockConfiguration={k: True for k in _PUBLIC_ACCESS_BLOCK},
+    )
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix/`` -> (``bucket``, ``some/prefix/``)."""
+    if not url.startswith("s3://"):
+        raise ValueError(f"{url!r} is not an s3:// URL")
+    bucket, _, prefix = url[len("s3://"):].partition("/")
+    if not bucket:
+        raise ValueError(f"{url!r} names no bucket")
+    return bucket, prefix
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _error_text(exc: Exception) -> str:
+    err = getattr(exc, "response", {}).get("Error", {})
+    return f"{err.get('Code', '?')}: {err.get('Message', exc)}"

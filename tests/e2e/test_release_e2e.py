@@ -1,0 +1,270 @@
+"""End to end: a real Airflow (api-server, scheduler, dag-processor, triggerer) and a real S3 server.
+
+One stack per metadata database (SQLite, then PostgreSQL), shared by every scenario of this
+module. Everything is driven through the REST API as named users, as reviewers would:
+
+- the happy path: attribution approved by reviewer_a; the run waits (task ``up_for_reschedule``,
+  no worker slot) while an investigation is open; the registry row is concluded; extraction,
+  pseudonymization, media, quality and render run; publication approved by reviewer_b; both
+  buckets hold exactly the bytes their manifests list, and ``verify`` passes on both;
+- a rejected attribution fails the run, names who rejected and why, publishes nothing;
+- a self-approval by the user who triggered the run fails it (four eyes);
+- the public bucket guard refuses the unhashed variant (library call against the same S3).
+
+The scenario runs are triggered together when the stack is up, so their gates wait in
+parallel (``awaiting_input`` holds no slot) while the happy path runs its Spark steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+
+from ioarchive.stack import MEMBER_BUCKET, PUBLIC_BUCKET, REVIEWERS, TRIGGER_USER, AirflowClient, Stack, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+
+DAG_ID = "io_release"
+REVIEWER_A, REVIEWER_B = REVIEWERS
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=root dbname=postgres"
+RELEASE_OK = "e2eok_202102"
+RELEASE_REJECT = "e2ereject_202102"
+RELEASE_SELF = "e2eself_202102"
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def e2e_campaign(tmp_path_factory) -> Path:
+    """A small generated campaign (40 accounts, 400 posts, 2 MiB of media)."""
+    from ioarchive.generate import generate_campaign
+
+    out = tmp_path_factory.mktemp("e2e_campaign") / "campaign"
+    generate_campaign(out, seed=23, accounts=40, posts=400, media_bytes=2 * 1024**2, release_month="2021-02")
+    return out
+
+
+def _create_pg_database() -> str:
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"ioarchive_e2e_{secrets.token_hex(4)}"
+    try:
+        conn = psycopg2.connect(PG_ADMIN_DSN, connect_timeout=5)
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"no local PostgreSQL on 127.0.0.1:5432 ({exc})")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
+    return name
+
+
+def _drop_pg_database(name: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(PG_ADMIN_DSN, connect_timeout=5)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    conn.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, tmp_path_factory, e2e_campaign):
+    """One running stack per metadata DB, with the scenario runs already triggered."""
+    pg_name = _create_pg_database() if request.param == "postgresql" else None
+    state = tmp_path_factory.mktemp(f"stack_{request.param}")
+    the_stack = Stack(
+        state_dir=state,
+        api_port=free_port(),
+        metadata_db=f"postgresql://root@127.0.0.1:5432/{pg_name}" if pg_name else "",
+        registry_poke_seconds=3,
+        extra_env={"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "600"},
+    )
+    try:
+        the_stack.up(timeout=240)
+        client = AirflowClient.for_stack(the_stack)
+        client.wait_for_dag(DAG_ID, TRIGGER_USER)
+        client.unpause(DAG_ID, TRIGGER_USER)
+        the_stack.runs = {  # type: ignore[attr-defined]
+            name: _trigger(client, e2e_campaign, release_id, reviewers)
+            for name, release_id, reviewers in (
+                ("ok", RELEASE_OK, list(REVIEWERS)),
+                ("reject", RELEASE_REJECT, list(REVIEWERS)),
+                ("self", RELEASE_SELF, [TRIGGER_USER, REVIEWER_A]),
+            )
+        }
+        the_stack.client = client  # type: ignore[attr-defined]
+        yield the_stack
+    finally:
+        the_stack.down()
+        if pg_name:
+            _drop_pg_database(pg_name)
+
+
+def _trigger(client: AirflowClient, campaign: Path, release_id: str, reviewers: list[str]) -> str:
+    run_id = f"{release_id}__{secrets.token_hex(3)}"
+    conf = {
+        "campaign_dir": str(campaign),
+        "release_id": release_id,
+        "version": 1,
+        "threshold": 5000,
+        "archive_target_bytes": 512 * 1024,
+        "reviewers": reviewers,
+    }
+    run = client.trigger(DAG_ID, run_id, conf, TRIGGER_USER)
+    assert run["triggering_user_name"] == TRIGGER_USER
+    return run_id
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def _released_keys(stack: Stack, bucket: str, release_id: str) -> dict[str, bytes]:
+    client = stack.s3_client()
+    out: dict[str, bytes] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"releases/{release_id}/"):
+        for obj in page.get("Contents", []):
+            out[obj["Key"]] = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+    return out
+
+
+def _wait_gate(stack: Stack, run_id: str, task_id: str) -> dict:
+    client: AirflowClient = stack.client  # type: ignore[attr-defined]
+    client.wait_task_state(DAG_ID, run_id, task_id, {"awaiting_input"}, TRIGGER_USER, timeout=600)
+    details = [d for d in client.hitl_details(DAG_ID, run_id, TRIGGER_USER) if d["task_instance"]["task_id"] == task_id]
+    assert len(details) == 1
+    return details[0]
+
+
+def _signoffs(stack: Stack, release_id: str) -> list[dict]:
+    path = stack.staging_root / release_id / "v1" / "signoffs.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def _assert_nothing_published(stack: Stack, release_id: str) -> None:
+    assert _released_keys(stack, PUBLIC_BUCKET, release_id) == {}
+    assert _released_keys(stack, MEMBER_BUCKET, release_id) == {}
+
+
+# --- scenarios --------------------------------------------------------------------------------
+
+def test_release_end_to_end(stack, e2e_campaign):
+    client: AirflowClient = stack.client  # type: ignore[attr-defined]
+    run_id = stack.runs["ok"]  # type: ignore[attr-defined]
+    campaign = json.loads((e2e_campaign / "campaign.json").read_text())
+
+    # Gate 1: the reviewer sees the campaign, the attribution statement and counts.
+    gate = _wait_gate(stack, run_id, "attribution_signoff")
+    assert {u["name"] for u in gate["assigned_users"]} == set(REVIEWERS)
+    assert "| attributed accounts | 40 |" in gate["body"]
+    assert campaign["title"].split(" (")[0] in gate["body"]
+    client.answer(DAG_ID, run_id, "attribution_signoff", REVIEWER_A, "Approve", "attribution confirmed")
+
+    # Gate 2: investigations still open -> rescheduled, no worker slot; extraction has not started.
+    assert campaign["investigation_ids"], "the generator links at least one investigation"
+    client.wait_task_state(DAG_ID, run_id, "wait_for_investigations", {"up_for_reschedule"}, TRIGGER_USER, 300)
+    time.sleep(4)  # longer than one poke interval: it is still waiting, and still not running
+    states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
+    assert states["wait_for_investigations"] in {"up_for_reschedule", "queued", "scheduled"}
+    assert states["extract"] is None
+    for investigation in campaign["investigation_ids"]:
+        stack.set_investigation(campaign["campaign_id"], investigation, "concluded", "integrity_lead")
+
+    # Gate 4: publication sign-off shows the reviewer summary; a second reviewer approves.
+    gate = _wait_gate(stack, run_id, "publication_signoff")
+    assert "hashed" in gate["body"] and "unhashed" in gate["body"]
+    assert "README.md" in gate["body"]
+    client.answer(DAG_ID, run_id, "publication_signoff", REVIEWER_B, "Approve", "counts and quality checked")
+    state = client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=300)
+    assert state == "success", client.task_states(DAG_ID, run_id, TRIGGER_USER)
+
+    # Both buckets hold exactly the bytes their manifests list, and nothing else.
+    staging = stack.staging_root / RELEASE_OK / "v1" / "release"
+    for bucket, variant in ((PUBLIC_BUCKET, "hashed"), (MEMBER_BUCKET, "unhashed")):
+        objects = _released_keys(stack, bucket, RELEASE_OK)
+        prefix = f"releases/{RELEASE_OK}/v1/"
+        manifest_bytes = objects.pop(prefix + "manifest.json")
+        assert manifest_bytes == (staging / variant / "manifest.json").read_bytes()
+        manifest = json.loads(manifest_bytes)
+        assert manifest["variant"] == variant
+        listed = {prefix + f["name"]: f for f in manifest["files"]}
+        assert set(objects) == set(listed), f"{bucket}: objects differ from the manifest"
+        for key, entry in listed.items():
+            assert len(objects[key]) == entry["bytes"], key
+            assert hashlib.sha256(objects[key]).hexdigest() == entry["sha256"], key
+        assert any(name.startswith("media/") and name.endswith(".zip") for name in (f["name"] for f in manifest["files"]))
+        by_gate = {s["gate"]: s for s in manifest["signoffs"]}
+        assert by_gate["attribution"]["by"] == REVIEWER_A and by_gate["attribution"]["decision"] == "approved"
+        assert by_gate["publication"]["by"] == REVIEWER_B and by_gate["publication"]["decision"] == "approved"
+        assert TRIGGER_USER not in {s["by"] for s in manifest["signoffs"]}
+    assert not any("unhashed" in key for key in _released_keys(stack, PUBLIC_BUCKET, RELEASE_OK))
+
+    # ioarchive verify passes on both published versions; the public catalog lists the release.
+    from ioarchive.publish import s3_store
+    from ioarchive.verify import verify_location
+
+    store = s3_store(endpoint_url=stack.s3_endpoint)
+    for bucket in (PUBLIC_BUCKET, MEMBER_BUCKET):
+        report = verify_location(f"s3://{bucket}/releases/{RELEASE_OK}/v1/", store=store)
+        assert report.ok, report.format()
+    catalog = json.loads(stack.s3_client().get_object(Bucket=PUBLIC_BUCKET, Key="catalog/releases.json")["Body"].read())
+    assert RELEASE_OK in json.dumps(catalog)
+
+
+def test_public_bucket_guard_refuses_the_unhashed_variant(stack):
+    """A library call against the same S3 server: unhashed data never reaches the public bucket."""
+    from ioarchive.publish import PublishRefused, publish_release, s3_store
+
+    staging = stack.staging_root / RELEASE_OK / "v1"
+    if not (staging / "release" / "unhashed" / "manifest.json").exists():
+        pytest.fail("the end-to-end release did not stage an unhashed variant (see test_release_end_to_end)")
+    before = sorted(_released_keys(stack, PUBLIC_BUCKET, RELEASE_OK))
+    with pytest.raises(PublishRefused, match="(?i)public"):
+        publish_release(
+            s3_store(endpoint_url=stack.s3_endpoint),
+            staging=staging,
+            release_id=RELEASE_OK,
+            variant="unhashed",
+            bucket=PUBLIC_BUCKET,
+            version=2,
+            audience="public",
+        )
+    assert sorted(_released_keys(stack, PUBLIC_BUCKET, RELEASE_OK)) == before
+
+
+def test_rejected_attribution_publishes_nothing(stack):
+    client: AirflowClient = stack.client  # type: ignore[attr-defined]
+    run_id = stack.runs["reject"]  # type: ignore[attr-defined]
+    _wait_gate(stack, run_id, "attribution_signoff")
+    client.answer(DAG_ID, run_id, "attribution_signoff", REVIEWER_B, "Reject", "attribution disputed by legal")
+    assert client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=180) == "failed"
+    states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
+    assert states["attribution_signoff"] == "failed"
+    assert states["extract"] == "upstream_failed" and states["publish_public"] == "upstream_failed"
+    log = client.task_log(DAG_ID, run_id, "attribution_signoff", TRIGGER_USER)
+    assert "rejected by 'reviewer_b'" in log and "attribution disputed by legal" in log
+    assert _signoffs(stack, RELEASE_REJECT) == [
+        {"gate": "attribution", "decision": "rejected", "by": REVIEWER_B,
+         "at": _signoffs(stack, RELEASE_REJECT)[0]["at"], "comment": "attribution disputed by legal"}
+    ]
+    _assert_nothing_published(stack, RELEASE_REJECT)
+
+
+def test_self_approval_by_the_triggering_user_fails(stack):
+    client: AirflowClient = stack.client  # type: ignore[attr-defined]
+    run_id = stack.runs["self"]  # type: ignore[attr-defined]
+    gate = _wait_gate(stack, run_id, "attribution_signoff")
+    assert TRIGGER_USER in {u["id"] for u in gate["assigned_users"]}  # listed, yet refused below
+    client.answer(DAG_ID, run_id, "attribution_signoff", TRIGGER_USER, "Approve")
+    assert client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=180) == "failed"
+    states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
+    assert states["attribution_signoff"] == "failed"
+    assert states["wait_for_investigations"] == "upstream_failed"
+    log = client.task_log(DAG_ID, run_id, "attribution_signoff", TRIGGER_USER)
+    assert "'trigger_user' triggered this run and cannot also approve it" in log
+    assert _signoffs(stack, RELEASE_SELF) == []  # a refused self-approval is not a sign-off
+    _assert_nothing_published(stack, RELEASE_SELF)
