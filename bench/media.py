@@ -36,7 +36,7 @@ BLOCK = 64 * 1024 * 1024
 def generate(media: Path, total_bytes: int, seed: int = 1) -> list[dict]:
     """Write files until ``total_bytes``; returns work-media rows (sha256 computed while writing)."""
     rng = random.Random(seed)
-    block = rng.randbytes(BLOCK)
+    ring = memoryview(rng.randbytes(BLOCK) * 2)  # any BLOCK-long window is a slice, no copy
     rows, written, n = [], 0, 0
     while written < total_bytes:
         n += 1
@@ -55,7 +55,8 @@ def generate(media: Path, total_bytes: int, seed: int = 1) -> list[dict]:
             h.update(header)
             left = size - len(header)
             while left > 0:
-                chunk = (block[offset:] + block[:offset])[: min(left, 8 * 1024 * 1024)]
+                chunk = ring[offset : offset + min(left, 8 * 1024 * 1024)]
+                offset = (offset + len(chunk)) % BLOCK
                 fh.write(chunk)
                 h.update(chunk)
                 left -= len(chunk)
@@ -77,25 +78,30 @@ def evict(folder: Path) -> None:
                 os.close(fd)
 
 
-def timed_child(argv: list[str]) -> tuple[float, int]:
-    """Run a command; wall seconds and peak RSS (bytes) of it and its waited-for children."""
+def timed_child(argv: list[str]) -> tuple[float, int, float]:
+    """Run the packing script: wall seconds, peak RSS (bytes) of the packing processes, CPU seconds."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[:3]} failed with exit code {proc.returncode}")
-    return elapsed, usage.ru_maxrss * 1024
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv[:3]} failed with exit code {os.waitstatus_to_exitcode(status)}")
+    rss = max(int(x) for x in next(line for line in out.splitlines() if line.startswith("RSS")).split()[1:])
+    return elapsed, rss, usage.ru_utime + usage.ru_stime
 
 
 PACK_CODE = """
-import sys
+import resource, sys
 from ioarchive.media import list_archives, pack_archives
 campaign, staging, release, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 if __name__ == "__main__":
     names = list_archives(staging, release, "unhashed")
     pack_archives(campaign, staging, release, "unhashed", names, workers=workers)
+    # VmHWM: this process's own peak since exec (ru_maxrss would include the forking parent's)
+    hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print("RSS", hwm * 1024, children * 1024, flush=True)
 """
 
 
@@ -109,7 +115,6 @@ def main() -> int:
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-
     from ioarchive.media_plan import plan_media
     from ioarchive.staging import StagingLayout
 
@@ -142,19 +147,19 @@ def main() -> int:
             shutil.rmtree(dst)
             return elapsed
 
-        def measure_pack(workers: int) -> tuple[float, int]:
+        def measure_pack(workers: int) -> tuple[float, int, float]:
             shutil.rmtree(media_out, ignore_errors=True)
             shutil.rmtree(staging / "work" / "unhashed" / "media_archives", ignore_errors=True)
             evict(campaign / "media")
-            elapsed, rss = timed_child([sys.executable, str(script), str(campaign), str(staging), RELEASE, str(workers)])
+            elapsed, rss, cpu = timed_child([sys.executable, str(script), str(campaign), str(staging), RELEASE, str(workers)])
             subprocess.run(["sync"], check=True)
-            return elapsed, rss
+            return elapsed, rss, cpu
 
         t_cp1 = measure_cp("a")
-        t_p1, rss1 = measure_pack(1)
+        t_p1, rss1, cpu1 = measure_pack(1)
         archived = sum(p.stat().st_size for p in media_out.glob("*.zip"))
         digests1 = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(media_out.glob("*.zip"))} if args.gb <= 2 else None
-        t_p2, rss2 = measure_pack(2)
+        t_p2, rss2, cpu2 = measure_pack(2)
         if digests1 is not None:
             digests2 = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(media_out.glob("*.zip"))}
             assert digests1 == digests2, "1 and 2 workers gave different archives"
@@ -168,6 +173,8 @@ def main() -> int:
         print(f"pack, 1 worker       : {t_p1:6.1f} s  -> {gb / t_p1:.3f} GB/s   ratio to cp {gb / t_p1 / cp_rate:.2f} (target >= 0.8)")
         print(f"pack, 2 workers      : {t_p2:6.1f} s  -> {gb / t_p2:.3f} GB/s   ratio to cp {gb / t_p2 / cp_rate:.2f}")
         print(f"speed-up 1 -> 2 workers: {t_p1 / t_p2:.2f}x")
+        print(f"pack CPU (user+sys)  : {cpu1 / gb:.2f} s/GB with 1 worker, {cpu2 / gb:.2f} s/GB with 2"
+              f" (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
         print(f"peak RSS, 1 worker   : {rss1 / 1e6:.0f} MB (target <= 200 MB)")
         print(f"peak RSS, 2 workers  : {rss2 / 1e6:.0f} MB (largest process)")
     finally:

@@ -8,9 +8,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from support.release import data_files, rewrite_release, write_release
-from support.s3 import MotoServer
-
 from ioarchive.publish import (
     PublishConflict,
     PublishFailed,
@@ -21,6 +18,8 @@ from ioarchive.publish import (
     version_prefix,
 )
 from ioarchive.store import S3ObjectStore, ensure_buckets
+from support.release import data_files, rewrite_release, write_release
+from support.s3 import MotoServer
 
 RELEASE = "testland_202102"
 MiB = 1024**2
@@ -201,6 +200,9 @@ def test_public_bucket_refuses_the_unhashed_variant(tmp_path, client, store, buc
     with pytest.raises(PublishRefused, match="only the hashed variant"):
         publish_release(store, staging=tmp_path, release_id=RELEASE, variant="unhashed", bucket=public,
                         audience="public")
+    with pytest.raises(PublishRefused, match="only the hashed variant"):  # before any version check
+        publish_release(store, staging=tmp_path, release_id=RELEASE, variant="unhashed", bucket=public,
+                        audience="public", version=2)
     assert keys(client, public) == []
 
 
@@ -211,7 +213,7 @@ def test_public_bucket_refuses_a_folder_whose_manifest_is_not_hashed(tmp_path, c
     manifest = json.loads(layout.manifest("hashed").read_text())
     manifest["variant"] = "unhashed"
     layout.manifest("hashed").write_text(json.dumps(manifest))
-    with pytest.raises(PublishRefused):
+    with pytest.raises(PublishRefused, match="records variant 'unhashed'"):
         publish_release(store, staging=tmp_path, release_id=RELEASE, variant="hashed", bucket=public)
     assert keys(client, public) == []
 
@@ -327,3 +329,14 @@ def test_publish_through_the_airflow_s3hook_with_sse_kms(tmp_path, s3_server, cl
     for key in keys(client, f"mem-{suffix}"):
         head = client.head_object(Bucket=f"mem-{suffix}", Key=key)
         assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == ("aws:kms", key_id), key
+
+
+def test_rerun_over_a_damaged_published_version_refuses_and_says_so(tmp_path, client, store, buckets):
+    public, _ = buckets
+    write_release(tmp_path, RELEASE, variants=("hashed",))
+    result = publish_release(store, staging=tmp_path, release_id=RELEASE, variant="hashed", bucket=public)
+    key = result.prefix + "media/media_index.csv"
+    client.put_object(Bucket=public, Key=key, Body=b"tampered")
+    with pytest.raises(PublishConflict, match="published version is damaged"):
+        publish_release(store, staging=tmp_path, release_id=RELEASE, variant="hashed", bucket=public)
+    assert object_bytes(client, public, key) == b"tampered"  # evidence left for the investigation

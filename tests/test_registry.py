@@ -8,7 +8,6 @@ import json
 import uuid
 
 import pytest
-
 from ioarchive.cli import main
 from ioarchive.registry import (
     MIGRATIONS,

@@ -6,13 +6,12 @@ import shutil
 import uuid
 
 import pytest
-from support.release import write_release
-from support.s3 import MotoServer
-
 from ioarchive.cli import main
 from ioarchive.publish import publish_release
 from ioarchive.store import S3ObjectStore, ensure_buckets
 from ioarchive.verify import parse_sha256sums, verify_location
+from support.release import write_release
+from support.s3 import MotoServer
 
 RELEASE = "verifyland_202305"
 

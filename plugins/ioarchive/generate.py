@@ -119,7 +119,7 @@ def _prefix_pair(rng: random.Random, taken: set[str], suffix: str) -> tuple[str,
 
 def _plan_accounts(rng: random.Random, n: int, start_ms: int, users: gt.IdPool) -> tuple[list[Account], list[Account]]:
     taken: set[str] = set()
-    created_lo = gt.ms_of(datetime(2012, 1, 1, tzinfo=UTC))
+    created_lo = min(gt.ms_of(datetime(2012, 1, 1, tzinfo=UTC)), start_ms - 3 * 365 * 86_400_000)
     created_hi = max(created_lo + 86_400_000, start_ms - 60 * 86_400_000)
     pair_a = _prefix_pair(rng, taken, "Daily")
     pair_b = _prefix_pair(rng, taken, "2020")
@@ -153,7 +153,7 @@ def _plan_types(rng: random.Random, n: int) -> tuple[list[str], dict[int, str]]:
     return types, features
 
 
-def _plan_media(rng: random.Random, plan_counts: dict[str, int], types: list[str], features: dict[int, str],
+def _plan_media(rng: random.Random, plan_counts: dict[str, int], types: list[str],
                 authors: list[int], accounts: list[Account], post_ids: list[str], times: list[int],
                 keys: gt.IdPool) -> tuple[dict[int, list[gm.MediaFile]], list[gm.MediaFile]]:
     candidates = [i for i, t in enumerate(types) if t != "retweet"]
@@ -206,7 +206,7 @@ def make_plan(rng: random.Random, *, accounts: int, posts: int, media_bytes: int
     authors = rng.choices(posting, weights=weights, k=posts)
     types, features = _plan_types(rng, posts)
     counts, size_factor = gm.plan_counts(media_bytes, accounts, posts)
-    by_post, profile = _plan_media(rng, counts, types, features, authors, campaign, post_ids, times, pools["media"])
+    by_post, profile = _plan_media(rng, counts, types, authors, campaign, post_ids, times, pools["media"])
     all_files = [f for files in by_post.values() for f in files] + profile
     gm.sample_sizes(rng, all_files, size_factor, media_bytes)
 
@@ -222,16 +222,15 @@ def make_plan(rng: random.Random, *, accounts: int, posts: int, media_bytes: int
     released_photos = [f for i, fs in by_post.items() if i not in deleted_posts for f in fs if f.kind == "photo"]
     want_media = max(2, round(0.03 * len(all_files)))
     deleted_media = rng.sample(released_photos, min(max(0, len(released_photos) - 2), want_media - 1))
-    posting_set = set(posting)
-    profile_images = [f for f in profile if f.kind == "profile_image"
-                      and any(a.id_str == f.user_id and a.idx in posting_set for a in campaign)]
+    posting_users = {campaign[i].id_str for i in posting}
+    profile_images = [f for f in profile if f.kind == "profile_image" and f.user_id in posting_users]
     if profile_images:
         deleted_media.append(rng.choice(profile_images))
     return Plan(campaign, outside, posting, weights, times, post_ids, authors, types, features, deleted_posts,
                 by_post, profile, deleted_media, (start_ms, end_ms))
 
 
-def _account_record(rng: random.Random, acc: Account, plan: Plan) -> dict[str, Any]:
+def _account_record(rng: random.Random, acc: Account, profile_keys: dict[tuple[str, str], str]) -> dict[str, Any]:
     classes = list(gt.NASTY_PROFILE)
     name = gt.display_name(rng)
     desc = gt.description(rng)
@@ -242,8 +241,8 @@ def _account_record(rng: random.Random, acc: Account, plan: Plan) -> dict[str, A
         loc = f"{loc} {gt.NASTY_PROFILE[classes[(acc.idx + 3) % len(classes)]]}".strip()
     elif rng.random() < 0.2:
         desc = f"{desc} {gt.NASTY_PROFILE[rng.choice(classes)]}".strip()
-    image = next((f.media_key for f in plan.profile_media if f.user_id == acc.id_str and f.kind == "profile_image"), None)
-    banner = next((f.media_key for f in plan.profile_media if f.user_id == acc.id_str and f.kind == "profile_banner"), None)
+    image = profile_keys.get((acc.id_str, "profile_image"))
+    banner = profile_keys.get((acc.id_str, "profile_banner"))
     return {
         "id_str": acc.id_str,
         "name": name,
@@ -277,7 +276,8 @@ class _PostMaker:
         self.plan = plan
         self.pools = pools
         self.targets: list[tuple[str, int]] = []  # (post id, author idx) of non-retweets so far
-        self.hashed = [a for a in plan.accounts if a.followers < 5000 and a.idx in set(plan.posting)]
+        posting = set(plan.posting)
+        self.hashed = [a for a in plan.accounts if a.followers < 5000 and a.idx in posting]
         self.by_idx = plan.accounts
 
     def _outside_status(self, ms: int) -> str:
@@ -325,7 +325,7 @@ class _PostMaker:
                 text.append(f"@{target_user.screen_name}")
                 mentions.append(_mention(target_user))
             text.append(rng.choice(gt.PHRASES))
-            self._features(i, feature, text, mentions)
+            self._features(feature, text, mentions)
             if rng.random() < 0.25:
                 hashtags = rng.sample(gt.HASHTAGS, rng.randint(1, 3))
                 text.extend(f"#{h}" for h in hashtags)
@@ -363,7 +363,7 @@ class _PostMaker:
                             "poll_choices": ["Yes, definitely", 'No "never"', "ایران", "🔥 maybe"][: rng.randint(2, 4)]}
         return post
 
-    def _features(self, i: int, feature: str, text: list[str], mentions: list[dict[str, str]]) -> None:
+    def _features(self, feature: str, text: list[str], mentions: list[dict[str, str]]) -> None:
         rng, acc = self.rng, self.plan.accounts
         if feature == "mention_case":
             target = rng.choice(self.hashed)
@@ -515,8 +515,9 @@ def generate_campaign(
     writer = inv.InjectingWriter(out, "accounts.jsonl", compress=compress,
                                  plan=inv.schedule(bad_rng, inv.ACCOUNT_KINDS, len(ordered_accounts), invalid_rate),
                                  factory=bad_account, sidecar=sidecar)
+    profile_keys = {(f.user_id, f.kind): f.media_key for f in plan.profile_media}
     for acc in plan.accounts:  # records drawn in plan order (stable), written in id order
-        acc.record = _account_record(rng, acc, plan)
+        acc.record = _account_record(rng, acc, profile_keys)
     for acc in ordered_accounts:
         writer.write(acc.id_str, acc.record)
     writer.close()

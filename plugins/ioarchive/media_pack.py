@@ -160,35 +160,115 @@ class _PauseHook:
             time.sleep(600)
 
 
-def _stream_member(src_fd: int, writer: StoredZipWriter, member: dict[str, Any], buf: bytearray, hook: _PauseHook) -> int:
-    """Copy one member; returns its CRC-32 or raises MediaRejected (the caller aborts the member)."""
-    size = member["bytes"]
-    st = os.fstat(src_fd)
-    if st.st_size != size:
-        raise MediaRejected("size_mismatch", f"{member['source_path']!r} has {st.st_size} bytes, index says {size}")
-    with contextlib.suppress(OSError):
-        os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-    view = memoryview(buf)
-    sha = hashlib.sha256()
-    crc = 0
-    remaining = size
-    src = os.fdopen(src_fd, "rb", buffering=0, closefd=False)
-    while remaining:
-        n = src.readinto(view[: min(len(buf), remaining)])
+class _ArchiveStream:
+    """Streams members into one archive, hashing the archive as it goes (no second read pass).
+
+    A member that fits the buffer is read and verified *before* anything is written (its CRC
+    goes straight into the header). A larger member is streamed in buffer-sized chunks, its
+    CRC patched into the header afterwards; once committed its bytes are hashed back from the
+    page cache. After each committed stretch, writeback is started without waiting
+    (``POSIX_FADV_DONTNEED``), so the disk writes overlap with reading and hashing the next
+    files and the final fsync has little left to do.
+    """
+
+    KICK_BYTES = 16 * 1024 * 1024
+
+    def __init__(self, out_fd: int, zip64_limit: int) -> None:
+        self.fd = out_fd
+        self.writer = StoredZipWriter(out_fd, zip64_limit)
+        self.buf = bytearray(BUFFER_BYTES)
+        self.view = memoryview(self.buf)
+        self.archive_sha = hashlib.sha256()
+        self.hook = _PauseHook()
+        self.kicked = 0
+
+    def add(self, src_fd: int, member: dict[str, Any]) -> None:
+        """Pack one member or raise MediaRejected (the archive is then as if it was never tried)."""
+        size = member["bytes"]
+        st = os.fstat(src_fd)
+        if st.st_size != size:
+            raise MediaRejected("size_mismatch", f"{member['source_path']!r} has {st.st_size} bytes, index says {size}")
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        src = os.fdopen(src_fd, "rb", buffering=0, closefd=False)
+        if size <= len(self.buf):
+            self._add_small(src, member)
+        else:
+            start = self.writer.offset
+            self.writer.begin(member["path"], size)
+            try:
+                crc = self._stream_large(src, member)
+            except MediaRejected:
+                self.writer.abort()
+                raise
+            self.writer.commit(crc)
+            self._hash_back(start, self.writer.offset)
+        if self.writer.offset - self.kicked >= self.KICK_BYTES:
+            self._kick_writeback()
+
+    def _read_exact(self, src: Any, member: dict[str, Any], view: memoryview) -> int:
+        n = src.readinto(view)
         if not n:
-            raise MediaRejected("size_mismatch", f"{member['source_path']!r} ended {remaining} bytes early")
-        chunk = view[:n]
-        sha.update(chunk)
-        crc = zlib.crc32(chunk, crc)
-        writer.write(chunk)
-        remaining -= n
-        hook.check(writer.offset)
-    if src.read(1):
-        raise MediaRejected("size_mismatch", f"{member['source_path']!r} grew while being packed")
-    digest = sha.hexdigest()
-    if digest != member["sha256"]:
-        raise MediaRejected("sha256_mismatch", f"{member['source_path']!r} sha256 {digest}, index says {member['sha256']}")
-    return crc
+            raise MediaRejected("size_mismatch", f"{member['source_path']!r} ended before its {member['bytes']} bytes")
+        return n
+
+    def _verify_tail(self, src: Any, member: dict[str, Any], digest: str) -> None:
+        if src.read(1):
+            raise MediaRejected("size_mismatch", f"{member['source_path']!r} grew while being packed")
+        if digest != member["sha256"]:
+            raise MediaRejected(
+                "sha256_mismatch", f"{member['source_path']!r} sha256 {digest}, index says {member['sha256']}"
+            )
+
+    def _add_small(self, src: Any, member: dict[str, Any]) -> None:
+        size = member["bytes"]
+        got = 0
+        while got < size:
+            got += self._read_exact(src, member, self.view[got:size])
+        data = self.view[:size]
+        self._verify_tail(src, member, hashlib.sha256(data).hexdigest())
+        crc = zlib.crc32(data)
+        header = self.writer.begin(member["path"], size, crc)
+        self.writer.write(data)
+        self.writer.commit(crc)
+        self.archive_sha.update(header)
+        self.archive_sha.update(data)
+
+    def _stream_large(self, src: Any, member: dict[str, Any]) -> int:
+        sha = hashlib.sha256()
+        crc = 0
+        remaining = member["bytes"]
+        while remaining:
+            n = self._read_exact(src, member, self.view[: min(len(self.buf), remaining)])
+            chunk = self.view[:n]
+            sha.update(chunk)
+            crc = zlib.crc32(chunk, crc)
+            self.writer.write(chunk)
+            remaining -= n
+            self.hook.check(self.writer.offset)
+        self._verify_tail(src, member, sha.hexdigest())
+        return crc
+
+    def _hash_back(self, start: int, end: int) -> None:
+        pos = start
+        while pos < end:
+            n = os.preadv(self.fd, [self.view[: min(len(self.buf), end - pos)]], pos)
+            if n <= 0:
+                raise OSError(f"short read hashing back the archive at offset {pos}")
+            self.archive_sha.update(self.view[:n])
+            pos += n
+
+    def _kick_writeback(self) -> None:
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(self.fd, self.kicked, self.writer.offset - self.kicked, os.POSIX_FADV_DONTNEED)
+        self.kicked = self.writer.offset
+
+    def finish(self) -> tuple[int, str]:
+        """Central directory and end records; fsync. Returns (archive bytes, archive sha256)."""
+        size = self.writer.finish()
+        self.archive_sha.update(self.writer.trailer)
+        os.fsync(self.fd)
+        return size, self.archive_sha.hexdigest()
 
 
 def _clean_stale_partials(media_dir: Path, archive_name: str) -> None:
@@ -293,11 +373,9 @@ def pack_archive(
         raise MediaPlanError(f"release {release_id}: cannot open campaign media folder {media_root}: {exc.strerror}") from None
 
     quarantined: list[dict[str, Any]] = []
-    buf = bytearray(BUFFER_BYTES)
-    hook = _PauseHook()
     out_fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        writer = StoredZipWriter(out_fd, vplan["zip64_limit"])
+        stream = _ArchiveStream(out_fd, vplan["zip64_limit"])
         for m in members:
             try:
                 src_fd = open_media_source(root_fd, m["source_path"])
@@ -305,16 +383,12 @@ def pack_archive(
                 quarantined.append(_quarantine_item(m, rej))
                 continue
             try:
-                writer.begin(m["path"], m["bytes"])
-                crc = _stream_member(src_fd, writer, m, buf, hook)
-                writer.commit(crc)
+                stream.add(src_fd, m)
             except MediaRejected as rej:
-                writer.abort()
                 quarantined.append(_quarantine_item(m, rej))
             finally:
                 os.close(src_fd)
-        size = writer.finish()
-        os.fsync(out_fd)
+        size, sha = stream.finish()
     except BaseException:
         os.close(out_fd)
         tmp.unlink(missing_ok=True)
@@ -330,7 +404,6 @@ def pack_archive(
         final.unlink(missing_ok=True)
         size, sha = 0, ""
     else:
-        sha = sha256_file(tmp)  # from the page cache; the file was just written
         os.replace(tmp, final)
     _fsync_dir(media_dir)
     for q in quarantined:

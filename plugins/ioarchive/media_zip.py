@@ -128,8 +128,10 @@ class StoredZipWriter:
         self.limit = zip64_limit
         self.offset = 0
         self.entries: list[_Entry] = []
+        self.trailer = b""  # central directory + end records, set by finish()
         self._open: _Entry | None = None
         self._written = 0
+        self._header_crc = 0
 
     def _write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
@@ -138,11 +140,13 @@ class StoredZipWriter:
             view = view[n:]
         self.offset += len(data)
 
-    def begin(self, name: str, size: int) -> None:
+    def begin(self, name: str, size: int, crc: int | None = None) -> bytes:
+        """Write a member's local header; returns it. Without ``crc`` a zero CRC is patched later."""
         if self._open is not None:
             raise RuntimeError("previous member not committed or aborted")
         raw, flags = _name_bytes(name)
         entry = _Entry(raw, flags, size, 0, self.offset)
+        known_crc = 0 if crc is None else crc & 0xFFFFFFFF
         zip64 = size > self.limit
         extra = struct.pack("<HHQQ", 1, 16, size, size) if zip64 else b""
         field = 0xFFFFFFFF if zip64 else size
@@ -154,15 +158,18 @@ class StoredZipWriter:
             0,  # stored
             DOS_TIME,
             DOS_DATE,
-            0,  # CRC, patched by commit()
+            known_crc,  # patched by commit() when unknown here
             field,
             field,
             len(raw),
             len(extra),
         )
-        self._write_all(header + raw + extra)
+        local = header + raw + extra
+        self._write_all(local)
         self._open = entry
         self._written = 0
+        self._header_crc = known_crc
+        return local
 
     def write(self, chunk: bytes | memoryview) -> None:
         if self._open is None:
@@ -179,7 +186,8 @@ class StoredZipWriter:
         if self._written != entry.size:
             raise ValueError(f"member {entry.name!r}: {self._written} bytes written, {entry.size} declared")
         entry.crc = crc & 0xFFFFFFFF
-        os.pwrite(self.fd, struct.pack("<I", entry.crc), entry.offset + 14)
+        if entry.crc != self._header_crc:
+            os.pwrite(self.fd, struct.pack("<I", entry.crc), entry.offset + 14)
         self.entries.append(entry)
         self._open = None
 
@@ -259,4 +267,5 @@ class StoredZipWriter:
             0,
         )
         self._write_all(tail)
+        self.trailer = central + tail
         return self.offset

@@ -167,8 +167,6 @@ def pseudonymize_release(
     Returns the pseudonymization record ``{key_id, threshold, pseudonymized_accounts, method}``
     (never the key). Reads ``work/unhashed/`` written by ``extract_campaign``.
     """
-    from pyspark.sql import functions as F
-
     check_release_id(release_id)
     if not key:
         raise ValueError("pseudonymization key is empty")
@@ -204,5 +202,4 @@ def pseudonymize_release(
     (hashed_root / "pseudonymization.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n",
                                                        encoding="utf-8")
     log.info("release %s: pseudonymized %d accounts (threshold %d, key id %s)", release_id, count, threshold, key_id)
-    del F
     return record

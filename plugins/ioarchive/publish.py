@@ -3,11 +3,12 @@
 Order of one publication (RELEASE_SPEC sections 6-7; docs/decisions.md "Publication: verify,
 upload, verify, manifest last"):
 
-1. the staged folder ``release/<variant>/`` passes :func:`ioarchive.verify.verify_source`
-   (manifest, SHA256SUMS and bytes agree; nothing unlisted);
-2. policy: the public audience takes only the ``hashed`` variant; every audience needs both
-   variants' quality gate (``validation/<variant>/summary.json`` ``success: true``); a member
-   bucket must block public access and encrypt by default;
+1. policy (cheap, first): the public audience takes only the ``hashed`` variant; every
+   audience needs both variants' quality gate (``validation/<variant>/summary.json``
+   ``success: true``); a member bucket must block public access and encrypt by default;
+2. the staged folder ``release/<variant>/`` passes :func:`ioarchive.verify.verify_source`
+   (manifest, SHA256SUMS and bytes agree; nothing unlisted) and its manifest records the
+   requested release, variant (``hashed`` for public) and version;
 3. the remote version is scanned *before any upload*: an object at the version's prefix with
    other bytes, an object that is not part of the release, or a ``manifest.json`` with other
    content means the version exists with different content: refused, "a change is a new
@@ -169,8 +170,19 @@ def publish_release(
         raise PublishRefused(f"unknown audience {audience!r}; expected one of {AUDIENCES}")
     layout = StagingLayout(Path(staging), release_id)
     release_dir = layout.release_dir(variant)
+    if audience == "public" and variant != "hashed":
+        raise PublishRefused(
+            f"bucket {bucket} is public: only the hashed variant may go there, not {variant!r} of {release_id}; "
+            "nothing was uploaded"
+        )
 
-    # 1. the staged folder is self-consistent (this also hashes every file once).
+    # Cheap policy checks first: they need no hashing of multi-GB files.
+    if require_quality_gate:
+        check_quality_gate(layout)
+    if audience == "member":
+        check_member_bucket(store, bucket)
+
+    # The staged folder is self-consistent (this also hashes every file once).
     local = verify_source(LocalSource(release_dir))
     if not local.ok:
         raise PublishRefused(
@@ -179,6 +191,11 @@ def publish_release(
         )
     manifest = local.manifest
     manifest_variant = manifest.get("variant")
+    if audience == "public" and manifest_variant != "hashed":
+        raise PublishRefused(
+            f"bucket {bucket} is public: only the hashed variant may go there, and {layout.manifest(variant)} "
+            f"records variant {manifest_variant!r}"
+        )
     if manifest.get("release_id") != release_id or manifest_variant != variant:
         raise PublishRefused(
             f"{layout.manifest(variant)} describes release {manifest.get('release_id')!r} variant "
@@ -194,16 +211,6 @@ def publish_release(
         )
     version = manifest_version
 
-    # 2. policy gates.
-    if audience == "public" and manifest_variant != "hashed":
-        raise PublishRefused(
-            f"bucket {bucket} is public: only the hashed variant may go there, and {release_id} "
-            f"{layout.manifest(variant)} records variant {manifest_variant!r}"
-        )
-    if require_quality_gate:
-        check_quality_gate(layout)
-    if audience == "member":
-        check_member_bucket(store, bucket)
     encryption = Encryption(kms_key_id if audience == "member" else None)
 
     prefix = version_prefix(release_id, version)
@@ -213,10 +220,10 @@ def publish_release(
         if name not in local_files and name != MANIFEST_NAME:  # SHA256SUMS, unlisted README.md
             local_files[name] = (size, stream_sha256(LocalSource(release_dir).chunks(name))[0])
 
-    # 3. scan the remote version before touching it.
+    # Scan the remote version before touching it.
     present = _scan_remote(store, bucket, prefix, local_files, local.manifest_bytes, result)
 
-    # 4. upload what is missing, 5. verify everything, 6. manifest last.
+    # Upload what is missing, verify everything, manifest last.
     for name in sorted(local_files):
         if name in present:
             result.skipped.append(name)
@@ -287,6 +294,12 @@ def _scan_remote(
             present.add(name)
         else:
             differing.append(name)
+    if differing and result.already_published:
+        raise PublishConflict(
+            f"{where} is published but {', '.join(sorted(differing)[:5])} no longer match its manifest: the "
+            f"published version is damaged. Run `ioarchive verify {where}` and page the release owner; "
+            "nothing was uploaded or overwritten"
+        )
     if differing:
         raise PublishConflict(
             f"{where} already holds {', '.join(sorted(differing)[:5])} with different bytes; {new_version_hint}. "

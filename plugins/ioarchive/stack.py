@@ -20,6 +20,7 @@ pids, URLs), the Airflow home, logs per component, the registry database, the st
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import secrets
@@ -50,7 +51,22 @@ class StackError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port free on loopback right now."""
+    """A TCP port free on loopback right now, below the kernel's ephemeral range.
+
+    A port handed out by the kernel (bind to 0) is from the ephemeral range, where any other
+    process (a Spark py4j gateway, an HTTP client) may grab it before our server binds it; a
+    random port below that range is only taken by someone who asks for it explicitly.
+    """
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -392,8 +408,8 @@ class Stack:
                 wanted = ("metadatabase", "scheduler", "dag_processor", "triggerer")
                 if all((last.get(k) or {}).get("status") == "healthy" for k in wanted):
                     return last
-            except OSError as exc:
-                last = str(exc)
+            except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
             time.sleep(1.0)
         raise StackError(f"Airflow at {self.base_url} not healthy after {timeout:.0f} s: {last}; logs in {self.log_dir}")
 

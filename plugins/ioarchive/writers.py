@@ -269,8 +269,6 @@ def write_release_tables(
     parquet_rows_per_file: int = PARQUET_ROWS_PER_FILE,
 ) -> dict[str, Any]:
     """Write a variant's accounts and posts to ``release/<variant>/``; returns files.json."""
-    from pyspark.sql import functions as F
-
     check_release_id(release_id)
     layout = StagingLayout(Path(staging_dir), release_id)
     paths = {t: layout.work_table(variant, t) for t in ("accounts", "posts")}
@@ -316,5 +314,4 @@ def write_release_tables(
     out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     log.info("release %s/%s: wrote %d table files to %s (%d accounts, %d posts)", release_id, variant,
              len(files), release, n_accounts, n_posts)
-    del F
     return doc
