@@ -14,6 +14,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -213,8 +214,8 @@ def check_env_read_by_code(compose: dict[str, Any], code: dict[str, str]) -> lis
 def needed_by_code(code: dict[str, str]) -> tuple[set[str], set[str]]:
     """Connection ids and Variable names the library declares as constants."""
     joined = "\n".join(code.values())
-    conns = set(re.findall(r"""^[A-Z_]*CONN_ID\s*=\s*["']([a-z0-9_]+)["']""", joined, re.M))
-    variables = set(re.findall(r"""^[A-Z_]*VARIABLE\s*=\s*["']([a-z0-9_]+)["']""", joined, re.M))
+    conns = set(re.findall(r"""^[A-Z0-9_]*CONN_ID\s*=\s*["']([a-z0-9_]+)["']""", joined, re.M))
+    variables = set(re.findall(r"""^[A-Z0-9_]*VARIABLE\s*=\s*["']([a-z0-9_]+)["']""", joined, re.M))
     return conns, variables
 
 
@@ -261,6 +262,7 @@ def check_spark_wiring(compose: dict[str, Any]) -> list[str]:
 
 def check_env_example(compose_text: str, env_example_text: str) -> list[str]:
     """Every required ${VAR:?} has a placeholder in .env.example, with no real value in it."""
+    compose_text = "\n".join(line for line in compose_text.splitlines() if not line.lstrip().startswith("#"))
     entries = dict(
         line.split("=", 1) for line in env_example_text.splitlines()
         if line.strip() and not line.lstrip().startswith("#") and "=" in line
@@ -335,13 +337,64 @@ def test_connections_are_valid_json(compose):
     assert registry["conn_type"] == "postgres" and registry["host"] == "postgres"
 
 
-def test_member_bucket_encrypted_and_private_public_bucket_scoped(compose):
-    script = "\n".join(map(str, services(compose)["minio-init"]["command"]))
-    assert 'mc encrypt set sse-s3 "local/$$MEM"' in script
-    assert 'mc anonymous set none "local/$$MEM"' in script
-    grants = re.findall(r"arn:aws:s3:::\$\$PUB/(\S+?)\*", script)
-    assert sorted(set(grants)) == ["catalog/", "releases/"]
-    assert "$$MEM/*" not in script.split("mc anonymous set-json")[0].split("public.json")[1]
+def embedded_scripts(compose: dict[str, Any]) -> dict[str, str]:
+    """Shell scripts inside the compose file, as the container sees them (``$$`` -> ``$``)."""
+    svcs = services(compose)
+    return {
+        "minio-init": svcs["minio-init"]["command"][0].replace("$$", "$"),
+        "airflow-init": svcs["airflow-init"]["command"][-1].replace("$$", "$"),
+        "postgres-init": compose["configs"]["postgres-init"]["content"].replace("$$", "$"),
+    }
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
+@pytest.mark.parametrize("name", ["minio-init", "airflow-init", "postgres-init"])
+def test_embedded_scripts_parse(compose, name):
+    result = subprocess.run(["bash", "-n"], input=embedded_scripts(compose)[name], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def _heredoc(script: str, start: str, end: str) -> str:
+    body = script.split(start, 1)[1]
+    return body.split("\n" + end + "\n", 1)[0].split("\n", 1)[1]
+
+
+def test_minio_policies_render_to_the_intended_json(compose):
+    """The heredocs, expanded by the shell, are valid policies granting exactly what they should."""
+    script = embedded_scripts(compose)["minio-init"]
+    rendered = {}
+    for name in ("public.json", "app.json"):
+        body = _heredoc(script, f"cat > /tmp/{name} <<EOF", "EOF")
+        out = subprocess.run(["sh", "-c", f"cat <<EOF\n{body}\nEOF\n"], capture_output=True, text=True,
+                             env={"PUB": "pub-bucket", "MEM": "mem-bucket", "PATH": "/usr/bin:/bin"}, check=True)
+        rendered[name] = json.loads(out.stdout)
+    public = rendered["public.json"]["Statement"]
+    anonymous = [r for st in public if st["Principal"] == {"AWS": ["*"]} for r in st["Resource"]]
+    assert sorted(anonymous) == ["arn:aws:s3:::pub-bucket", "arn:aws:s3:::pub-bucket/catalog/*",
+                                 "arn:aws:s3:::pub-bucket/releases/*"]
+    assert public[1]["Condition"] == {"StringLike": {"s3:prefix": ["releases/*", "catalog/*"]}}
+    assert not any("mem-bucket" in r for r in anonymous)
+    app_actions = {a for st in rendered["app.json"]["Statement"] for a in st["Action"]}
+    assert "s3:PutObject" in app_actions and not any(a.startswith(("s3:Delete", "s3:Put" + "Bucket")) for a in app_actions)
+    assert 'mc encrypt set sse-s3 "local/$MEM"' in script and 'mc anonymous set none "local/$MEM"' in script
+
+
+def test_airflow_init_writes_the_named_users_passwords(compose, tmp_path):
+    """The password writer of airflow-init, run for real, makes the simple auth manager's file."""
+    script = embedded_scripts(compose)["airflow-init"]
+    program = _heredoc(script, "python - <<'PY'", "PY")
+    target = tmp_path / "passwords.json"
+    env = environment(services(compose)["airflow-init"])
+    secrets = {k: f"pw-{k.lower()}" for k in env if k.endswith("_PASSWORD") and k.split("_")[0] != "AIRFLOW"}
+    subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,
+                   env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(target), **secrets})
+    written = json.loads(target.read_text())
+    users = [u.split(":")[0] for u in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")]
+    assert sorted(written) == sorted(users)
+    assert written["reviewer_a"] == "pw-reviewer_a_password"
+    assert target.stat().st_mode & 0o777 == 0o600
+    reviewers = env["IOARCHIVE_REVIEWERS"].split(",")
+    assert set(reviewers) <= set(users) and len(reviewers) >= 2
 
 
 def test_env_example_covers_required_secrets():

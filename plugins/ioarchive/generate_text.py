@@ -84,7 +84,7 @@ HASHTAGS: tuple[str, ...] = (
 
 LANGS: tuple[str, ...] = ("en", "en", "en", "fa", "ar", "es", "ru", "fr", "tr", "und", "he")
 
-_SYLLABLES = (
+SYLLABLES = (
     "ali", "sara", "reza", "news", "daily", "truth", "voice", "nima", "maryam", "free", "iran",
     "world", "info", "media", "press", "zahra", "amir", "omid", "leila", "post", "hub", "now",
 )
@@ -147,7 +147,7 @@ class IdPool:
 
 def screen_name(rng: random.Random) -> str:
     """A plausible mixed-case screen name (<= 15 chars of ``[A-Za-z0-9_]``)."""
-    parts = [rng.choice(_SYLLABLES).capitalize() for _ in range(rng.randint(1, 2))]
+    parts = [rng.choice(SYLLABLES).capitalize() for _ in range(rng.randint(1, 2))]
     name = "".join(parts)
     if rng.random() < 0.3:
         name += "_"
