@@ -229,8 +229,31 @@ class S3ObjectStore:
         except ClientError as exc:
             if _error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
                 return False
+            if _error_code(exc) == "NotImplemented":
+                # MinIO has no public access block API; there a bucket is private when no
+                # bucket policy grants anything to everyone ("Principal": "*").
+                return not self._policy_grants_everyone(bucket)
             raise StoreError(f"reading the public access block of s3://{bucket} failed: {_error_text(exc)}") from exc
         return all(conf.get(k) for k in _PUBLIC_ACCESS_BLOCK)
+
+    def _policy_grants_everyone(self, bucket: str) -> bool:
+        import json
+
+        from botocore.exceptions import ClientError
+
+        try:
+            policy = json.loads(self.client.get_bucket_policy(Bucket=bucket)["Policy"])
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchBucketPolicy":
+                return False
+            raise StoreError(f"reading the bucket policy of s3://{bucket} failed: {_error_text(exc)}") from exc
+        for statement in policy.get("Statement", []):
+            principal = statement.get("Principal")
+            if statement.get("Effect") == "Allow" and (
+                principal == "*" or (isinstance(principal, dict) and "*" in _as_list(principal.get("AWS")))
+            ):
+                return True
+        return False
 
     def default_encryption(self, bucket: str) -> str | None:
         """The bucket's default SSE algorithm (``AES256``, ``aws:kms``...), None if not configured."""
@@ -247,6 +270,10 @@ class S3ObjectStore:
             if algo:
                 return str(algo)
         return None
+
+
+def _as_list(value: object) -> list:
+    return value if isinstance(value, list) else [value]
 
 
 _PUBLIC_ACCESS_BLOCK = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
