@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,7 +113,7 @@ def _read_lines(spark: SparkSession, path: Path | None, schema: Any) -> DataFram
     """Raw lines with their position (block, monotonically increasing id) and parsed JSON.
 
     ``blk`` (the byte offset of the file split) and ``mid`` order lines exactly as in the file;
-    :func:`_line_numbers` turns them into 1-based line numbers for quarantine records.
+    :func:`tally` turns them into 1-based line numbers for quarantine records.
     """
     from pyspark.sql import functions as F
 
@@ -156,54 +155,45 @@ def parse_v11_time(col: Column) -> Column:
     return F.when(shaped, parsed)
 
 
-@dataclass
-class _Classified:
-    """One raw table with a disposition for each non-blank line (cached while in use)."""
+def tally(df: DataFrame, source_file: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Counts by disposition/reason and the quarantine records of one classified table.
 
-    table: str
-    source_file: str
-    df: DataFrame  # columns: blk, mid, value (quarantined only), j, disposition, reason, ...
-
-    def counts(self) -> dict[str, Any]:
-        from pyspark.sql import functions as F
-
-        entry: dict[str, Any] = {"read": 0, "released": 0, "excluded": {}, "quarantined": {}}
-        rows = self.df.where(F.col("disposition") != "blank").groupBy("disposition", "reason").count().collect()
-        for row in rows:
-            entry["read"] += row["count"]
-            if row["disposition"] == "released":
-                entry["released"] += row["count"]
-            else:
-                entry[row["disposition"]][row["reason"]] = row["count"]
-        entry["excluded"] = dict(sorted(entry["excluded"].items()))
-        entry["quarantined"] = dict(sorted(entry["quarantined"].items()))
-        return entry
-
-    def quarantine_records(self) -> list[dict[str, Any]]:
-        from pyspark.sql import functions as F
-
-        q = self.df.where(F.col("disposition") == "quarantined")
-        if q.limit(1).count() == 0:
-            return []
-        offsets = _line_numbers(self.df)
-        out = []
-        for row in q.select("blk", "mid", "reason", "value").toLocalIterator():
-            base, first_mid = offsets[row["blk"]]
-            line = base + (row["mid"] - first_mid) + 1
-            out.append(reconcile.quarantine_record(self.source_file, line, row["reason"], row["value"]))
-        return out
-
-
-def _line_numbers(df: DataFrame) -> dict[int, tuple[int, int]]:
-    """For each file split: (lines before it, its first mid). Blank lines count as lines."""
+    One aggregation gives both the books and, per file split, the line offsets that turn
+    (``blk``, ``mid``) into 1-based line numbers (blank lines count as lines, not as reads).
+    A second pass collects the quarantined lines only when there are any.
+    """
     from pyspark.sql import functions as F
 
-    stats = sorted(df.groupBy("blk").agg(F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0")).collect())
+    rows = df.groupBy("blk", "disposition", "reason").agg(
+        F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0")).collect()
+    entry: dict[str, Any] = {"read": 0, "released": 0, "excluded": {}, "quarantined": {}}
+    per_block: dict[int, list[int]] = {}
+    for row in rows:
+        block = per_block.setdefault(row["blk"], [0, row["m0"]])
+        block[0] += row["n"]
+        block[1] = min(block[1], row["m0"])
+        if row["disposition"] == "blank":
+            continue
+        entry["read"] += row["n"]
+        if row["disposition"] == "released":
+            entry["released"] += row["n"]
+        else:
+            bucket = entry[row["disposition"]]
+            bucket[row["reason"]] = bucket.get(row["reason"], 0) + row["n"]
+    entry["excluded"] = dict(sorted(entry["excluded"].items()))
+    entry["quarantined"] = dict(sorted(entry["quarantined"].items()))
+    if not entry["quarantined"]:
+        return entry, []
     offsets, seen = {}, 0
-    for row in stats:
-        offsets[row["blk"]] = (seen, row["m0"])
-        seen += row["n"]
-    return offsets
+    for blk in sorted(per_block):
+        offsets[blk] = (seen, per_block[blk][1])
+        seen += per_block[blk][0]
+    records = []
+    for row in df.where(F.col("disposition") == "quarantined").select("blk", "mid", "reason", "value").collect():
+        base, first_mid = offsets[row["blk"]]
+        line = base + (row["mid"] - first_mid) + 1
+        records.append(reconcile.quarantine_record(source_file, line, row["reason"], row["value"]))
+    return entry, records
 
 
 def _classify(
@@ -425,7 +415,7 @@ def extract_campaign(
         accounts = acc.where(F.col("disposition") == "released").select(*_account_columns())
         accounts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "accounts")))
         accounts = spark.read.parquet(str(layout.work_table(VARIANT, "accounts")))
-        _book(books, quarantine, _Classified("accounts", files["accounts"].name, acc))
+        _book(books, quarantine, "accounts", acc, files["accounts"].name)
 
         # ---- posts --------------------------------------------------------------------------
         post = _read_lines(spark, files["posts"], schemas["posts"]).withColumn("_ts", parse_v11_time(F.col("j.created_at")))
@@ -446,7 +436,7 @@ def extract_campaign(
             F.broadcast(accounts), F.col("_uid") == accounts["userid"], "left"
         ).select(*[F.col("_uid").alias("userid") if c == "userid" else F.col(c) for c in POST_COLUMNS])
         posts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "posts")))
-        _book(books, quarantine, _Classified("posts", files["posts"].name, post), table="posts")
+        _book(books, quarantine, "posts", post, files["posts"].name)
 
         # identities: campaign accounts and every screen/display name seen for them
         mentions = released.select(F.explode("j.entities.user_mentions").alias("m")).select(
@@ -492,7 +482,7 @@ def extract_campaign(
             F.lower(F.col("j.sha256")).alias("sha256"),
         )
         media.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "media")))
-        _book(books, quarantine, _Classified("media", files["media"].name if files["media"] else "media.jsonl", med), table="media")
+        _book(books, quarantine, "media", med, files["media"].name if files["media"] else "media.jsonl")
     finally:
         for df in cached:
             df.unpersist()
@@ -510,10 +500,10 @@ def extract_campaign(
     return data
 
 
-def _book(books: dict[str, Any], quarantine: list[dict[str, Any]], classified: _Classified,
-                   table: str = "accounts") -> None:
-    books["tables"][table] = classified.counts()
-    quarantine.extend(classified.quarantine_records())
+def _book(books: dict[str, Any], quarantine: list[dict[str, Any]], table: str, df: DataFrame,
+          source_file: str) -> None:
+    books["tables"][table], records = tally(df, source_file)
+    quarantine.extend(records)
 
 
 def _read_deleted(spark: SparkSession, path: Path | None, schema: Any) -> DataFrame:

@@ -16,7 +16,7 @@ Importing this module registers the expectation types used by the suite files in
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from great_expectations.compatibility import pydantic
 from great_expectations.core.suite_parameters import SuiteParameterDict
@@ -37,8 +37,6 @@ class ExpectNoOffendingRows(UnexpectedRowsExpectation):
     The query must select row keys only (tweetid, media_key, ...), because whatever it selects
     is written to Data Docs and to the reviewer's summary.
     """
-
-    description: Union[str, None] = None
 
     def _validate(
         self,
@@ -77,7 +75,7 @@ class ExpectNoRawIdentifierLeak(ExpectNoOffendingRows):
     identifier_view: str = pydantic.Field(
         description="Spark temp view of raw identifiers: identifier_id, kind, pos, n_tokens, token."
     )
-    unexpected_rows_query: Union[str, SuiteParameterDict] = pydantic.Field(default="")
+    unexpected_rows_query: str | SuiteParameterDict = pydantic.Field(default="")
 
     success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "row_key", "identifier_view")
 

@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ioarchive.media_pack import _load_result, _plan_digest, read_members, result_path
+from ioarchive.media_pack import _load_result, _plan_digest, clean_stale_partials, read_members, result_path
 from ioarchive.media_plan import MediaPlanError, atomic_write_bytes, variant_plan
 from ioarchive.schema import MEDIA_INDEX_COLUMNS
 from ioarchive.staging import StagingLayout
@@ -130,6 +130,7 @@ def finalize_media(staging_dir: str | Path, release_id: str, variant: str) -> di
     series = {a["name"]: a["series"] for a in variant_plan(layout, variant)["archives"]}
     published = [r for r in results if r["files"]]
     keep = {r["archive"] for r in published}
+    clean_stale_partials(media_dir)
     for stale in sorted(media_dir.glob("*.zip")):
         if stale.name not in keep:
             log.warning("release %s/%s: removing %s, not part of the current media plan", release_id, variant, stale)

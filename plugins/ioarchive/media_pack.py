@@ -271,10 +271,10 @@ class _ArchiveStream:
         return size, self.archive_sha.hexdigest()
 
 
-def _clean_stale_partials(media_dir: Path, archive_name: str) -> None:
-    """Remove temporaries of this archive left by a crashed packer (never a live one)."""
+def clean_stale_partials(media_dir: Path, archive_name: str = "*") -> None:
+    """Remove temporaries (``.<archive>.<pid>.partial``) left by crashed packers, never a live one's."""
     for tmp in media_dir.glob(f".{archive_name}.*.partial"):
-        pid = tmp.name[len(archive_name) + 2 : -len(".partial")]
+        pid = tmp.name[: -len(".partial")].rsplit(".", 1)[-1]
         alive = False
         if pid.isdigit() and int(pid) != os.getpid():
             try:
@@ -363,7 +363,7 @@ def pack_archive(
     members = read_members(layout, entry)
     media_dir = layout.media_dir(variant)
     media_dir.mkdir(parents=True, exist_ok=True)
-    _clean_stale_partials(media_dir, archive_name)
+    clean_stale_partials(media_dir, archive_name)
     final = media_dir / archive_name
     tmp = media_dir / f".{archive_name}.{os.getpid()}.partial"
     media_root = Path(campaign_dir) / "media"

@@ -174,7 +174,7 @@ def pseudonymize_release(
         raise ValueError(f"threshold must be >= 0, got {threshold}")
     layout = StagingLayout(Path(staging_dir), release_id)
     source = {t: layout.work_table("unhashed", t) for t in ("accounts", "posts", "media", "identities")}
-    for table, path in source.items():
+    for _table, path in source.items():
         if not path.exists():
             raise FileNotFoundError(
                 f"release {release_id}: {path} does not exist; run `ioarchive extract` (extraction) first")

@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import shutil
+import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,12 +130,14 @@ def validate_release(
     expectations_dir: str | Path | None = None,
     require_media_index: bool = True,
     tables: ReleaseTables | None = None,
+    suites: Iterable[str] | None = None,
 ) -> ValidationReport:
     """Run every suite on both variants; write Data Docs and ``summary.json`` per variant.
 
     ``campaign_dir`` gives the deletions for "no deleted post present"; without it that check
     has nothing to compare with and the report says so in its notes. ``tables`` lets tests
-    validate DataFrames they built (corrupted copies) instead of the published files.
+    validate DataFrames they built (corrupted copies) instead of the published files;
+    ``suites`` restricts the run to the named suites (a variant with none of them is skipped).
     """
     from ioarchive.quality_data import load_release_tables, register_views
     from ioarchive.quality_identifiers import IdentifierSet
@@ -144,21 +148,29 @@ def validate_release(
     csv_scratch = layout.root / "validation" / "_csv_scratch"
     if tables is None:
         tables = load_release_tables(spark, layout, csv_scratch)
+    cached = [frame.cache() for frame in tables.frames.values() if frame is not None]
     identifiers_frame = register_views(spark, layout, tables, threshold, campaign_dir)
     identifiers = IdentifierSet.from_frame(identifiers_frame)
     notes = []
     if not tables.deletions_known:
         notes.append("no campaign folder given: 'no deleted post present' compared against an empty deletion list")
     params = {"threshold": str(int(threshold)), "release_id": release_id}
+    only = set(suites) if suites is not None else None
     try:
-        variants = {
-            variant: _validate_variant(
-                spark, layout, variant, tables, suites_dir, params, identifiers, require_media_index
+        variants = {}
+        for variant in VARIANTS:
+            suite_dicts = load_suite_files(suites_dir, variant, params)
+            if only is not None:
+                suite_dicts = {k: v for k, v in suite_dicts.items() if k in only}
+                if not suite_dicts:
+                    continue
+            variants[variant] = _validate_variant(
+                layout, variant, tables, suite_dicts, identifiers, require_media_index
             )
-            for variant in VARIANTS
-        }
     finally:
         identifiers_frame.unpersist()
+        for frame in cached:
+            frame.unpersist()
         shutil.rmtree(csv_scratch, ignore_errors=True)
     report = ValidationReport(release_id=release_id, threshold=threshold, variants=variants, notes=notes)
     for line in report.summary_lines():
@@ -189,12 +201,10 @@ def quiet_gx() -> None:
 
 
 def _validate_variant(
-    spark: SparkSession,
     layout: StagingLayout,
     variant: str,
     tables: ReleaseTables,
-    suites_dir: Path,
-    params: dict[str, str],
+    suite_dicts: dict[str, dict],
     identifiers: IdentifierSet,
     require_media_index: bool,
 ) -> VariantReport:
@@ -221,7 +231,7 @@ def _validate_variant(
     redact = variant == "hashed"
 
     outcomes: dict[str, SuiteOutcome] = {}
-    for suite_name, suite_dict in load_suite_files(suites_dir, variant, params).items():
+    for suite_name, suite_dict in suite_dicts.items():
         meta = suite_dict.get("meta", {}).get("ioarchive", {})
         table, row_key = meta["table"], meta["row_key"]
         frame = tables.get(variant, table)
@@ -233,6 +243,7 @@ def _validate_variant(
                 failed=[FailedExpectation("table_present", None, reason)] if required else [],
             )
             continue
+        started = time.monotonic()
         suite = context.suites.add_or_update(ExpectationSuite(**suite_dict))
         asset = datasource.add_dataframe_asset(name=suite_name)
         batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_whole").get_batch(
@@ -252,6 +263,8 @@ def _validate_variant(
             expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
         )
         outcomes[suite_name] = _outcome(result.to_json_dict(), row_key)
+        log.info("suite %s: %d expectations, %d failed, %.1f s", suite_name, outcomes[suite_name].evaluated,
+                 len(outcomes[suite_name].failed), time.monotonic() - started)
 
     docs = context.build_data_docs()
     docs_index = _local_path(docs.get("local_site"))

@@ -239,16 +239,21 @@ def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
     try:
         if step == "extract":
             from ioarchive.extract import extract_campaign
+            from ioarchive.writers import write_release_tables
 
             extract_campaign(spark, payload["campaign_dir"], payload["staging_dir"], payload["release_id"])
+            write_release_tables(spark, payload["staging_dir"], payload["release_id"], "unhashed")
         elif step == "pseudonymize":
             from ioarchive.pseudonym import load_key_file
             from ioarchive.pseudonymize import pseudonymize_release
+            from ioarchive.writers import write_release_tables
 
             key = load_key_file(payload["key_file"])
             pseudonymize_release(
                 spark, payload["staging_dir"], payload["release_id"], key, payload["key_id"], int(payload["threshold"])
             )
+            del key
+            write_release_tables(spark, payload["staging_dir"], payload["release_id"], "hashed")
         elif step == "quality":
             from ioarchive.quality import validate_release
 
@@ -264,7 +269,7 @@ def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
 
 
 def extract(params: dict[str, Any]) -> dict[str, Any]:
-    """Raw campaign -> unhashed work tables, quarantine, reconciliation (Spark, child process)."""
+    """Raw campaign -> unhashed work tables and release tables, quarantine, reconciliation."""
     layout = layout_for(params)
     run_spark_step(
         "extract",
@@ -282,7 +287,7 @@ def extract(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def pseudonymize(params: dict[str, Any]) -> None:
-    """Unhashed -> hashed variant with the key from the secrets backend (Spark, child process)."""
+    """Unhashed -> hashed work and release tables, key from the secrets backend (Spark child)."""
     from ioarchive.pseudonym import load_key_from_airflow
 
     key, key_id = load_key_from_airflow()

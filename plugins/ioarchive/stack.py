@@ -481,12 +481,19 @@ class AirflowClient:
         req.add_header("Accept", "application/json")
         if token:
             req.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            raise ApiError(method, path, exc.code, detail) from None
+        attempts = 3 if method == "GET" else 1  # reads are safe to repeat on a busy machine
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    raw = resp.read()
+                break
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")
+                raise ApiError(method, path, exc.code, detail) from None
+            except (TimeoutError, ConnectionError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2.0)
         return json.loads(raw) if raw else None
 
     def call(self, method: str, path: str, user: str, body: Any = None) -> Any:

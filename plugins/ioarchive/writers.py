@@ -272,7 +272,7 @@ def write_release_tables(
     check_release_id(release_id)
     layout = StagingLayout(Path(staging_dir), release_id)
     paths = {t: layout.work_table(variant, t) for t in ("accounts", "posts")}
-    for table, path in paths.items():
+    for _table, path in paths.items():
         if not path.exists():
             step = "ioarchive extract" if variant == "unhashed" else "ioarchive extract (pseudonymization)"
             raise FileNotFoundError(f"release {release_id}: work table {path} is missing; run `{step}` first")
