@@ -399,7 +399,7 @@ def extract_campaign(
     deletions = _read_deleted(spark, files["deletions"], schemas["deletions"])
     books = reconcile.empty(release_id)
     quarantine: list[dict[str, Any]] = []
-    cached: list[DataFrame] = []
+    cached: list[DataFrame] = [deletions]
 
     try:
         # ---- accounts -----------------------------------------------------------------------
@@ -420,7 +420,7 @@ def extract_campaign(
         # ---- posts --------------------------------------------------------------------------
         post = _read_lines(spark, files["posts"], schemas["posts"]).withColumn("_ts", parse_v11_time(F.col("j.created_at")))
         post = post.join(campaign_ids, F.col("j.user.id_str") == F.col("cid"), "left")
-        post = post.join(deletions.where(F.col("kind") == "post").select(F.col("id").alias("_del")),
+        post = post.join(F.broadcast(deletions.where(F.col("kind") == "post").select(F.col("id").alias("_del"))),
                          F.col("j.id_str") == F.col("_del"), "left")
         post = _classify(
             post, F.col("j.id_str"),
@@ -454,7 +454,7 @@ def extract_campaign(
         med = (
             med.join(F.broadcast(bad_df), F.col("j.path") == F.col("_bp"), "left")
             .join(F.broadcast(campaign_ids), F.col("j.user_id") == F.col("cid"), "left")
-            .join(deletions.where(F.col("kind") == "media").select(F.col("id").alias("_del")),
+            .join(F.broadcast(deletions.where(F.col("kind") == "media").select(F.col("id").alias("_del"))),
                   F.col("j.media_key") == F.col("_del"), "left")
             .join(released_posts, F.col("j.post_id") == F.col("_pid"), "left")
         )
@@ -514,10 +514,11 @@ def _read_deleted(spark: SparkSession, path: Path | None, schema: Any) -> DataFr
     bad = df.where(_is_invalid_json() | _blank("j.id")).count() if path else 0
     if bad:
         log.warning("%s: %d unreadable deletion lines ignored; check the export", path, bad)
-    return F.broadcast(
+    return (
         df.where(~_is_invalid_json() & ~_blank("j.id"))
         .select(F.lower(F.trim("j.kind")).alias("kind"), F.col("j.id").alias("id"))
         .distinct()
+        .persist()
     )
 
 

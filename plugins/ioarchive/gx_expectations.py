@@ -16,11 +16,16 @@ Importing this module registers the expectation types used by the suite files in
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from great_expectations.compatibility import pydantic
+from great_expectations.core.metric_domain_types import MetricDomainTypes
 from great_expectations.core.suite_parameters import SuiteParameterDict
+from great_expectations.execution_engine import SparkDFExecutionEngine
 from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
+from great_expectations.expectations.metrics.metric_provider import metric_value
+from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
 MAX_EXAMPLES = 20
 """Offending row keys kept per expectation in results, Data Docs and summary.json."""
@@ -31,6 +36,43 @@ TOKEN_SPLIT_RE = r"[^\p{L}\p{N}_]+"
 token sequences. Python's ``re`` equivalent is ``[^\\w]+`` (see ``ioarchive.quality_identifiers``)."""
 
 
+class OffendingRowsSummary(QueryMetricProvider):
+    """Count and first rows of a query in ONE Spark execution.
+
+    The stock ``unexpected_rows_query`` metrics run the query twice (rows, then count); on the
+    leak query over a million posts that doubles the gate's cost.
+    """
+
+    metric_name = "ioarchive_offending_rows.summary"
+    value_keys = ("unexpected_rows_query",)
+    query_param_name: ClassVar[str] = "unexpected_rows_query"
+
+    @metric_value(engine=SparkDFExecutionEngine)
+    def _spark(
+        cls,
+        execution_engine: SparkDFExecutionEngine,
+        metric_domain_kwargs: dict,
+        metric_value_kwargs: dict,
+        metrics: dict[str, Any],
+        runtime_configuration: dict,
+    ) -> dict[str, Any]:
+        query = cls._get_query_from_metric_value_kwargs(metric_value_kwargs)
+        df, _, _ = execution_engine.get_compute_domain(metric_domain_kwargs, domain_type=MetricDomainTypes.TABLE)
+        view = f"ioarchive_batch_{uuid.uuid4().hex}"
+        df.createOrReplaceTempView(view)
+        spark = execution_engine.spark
+        try:
+            formatted = cls._format_query(query, batch=view)
+            rows = spark.sql(
+                f"SELECT *, count(1) OVER () AS __offending_total FROM ({formatted}) ORDER BY 1 LIMIT {MAX_EXAMPLES}"
+            ).collect()
+        finally:
+            spark.catalog.dropTempView(view)
+        total = rows[0]["__offending_total"] if rows else 0
+        examples = [{k: v for k, v in r.asDict().items() if k != "__offending_total"} for r in rows]
+        return {"count": int(total), "rows": examples}
+
+
 class ExpectNoOffendingRows(UnexpectedRowsExpectation):
     """The Spark SQL ``unexpected_rows_query`` returns no row; a few returned keys are examples.
 
@@ -38,14 +80,16 @@ class ExpectNoOffendingRows(UnexpectedRowsExpectation):
     is written to Data Docs and to the reviewer's summary.
     """
 
+    metric_dependencies: ClassVar[tuple[str, ...]] = ("ioarchive_offending_rows.summary",)
+
     def _validate(
         self,
         metrics: dict,
         runtime_configuration: dict | None = None,
         execution_engine: Any = None,
     ) -> dict:
-        rows = metrics["unexpected_rows_query.table"] or []
-        count = metrics["unexpected_rows_query.row_count"]
+        summary = metrics["ioarchive_offending_rows.summary"]
+        rows, count = summary["rows"], summary["count"]
         return {
             "success": count == 0,
             "result": {

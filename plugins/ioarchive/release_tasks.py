@@ -271,6 +271,7 @@ def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
 def extract(params: dict[str, Any]) -> dict[str, Any]:
     """Raw campaign -> unhashed work tables and release tables, quarantine, reconciliation."""
     layout = layout_for(params)
+    layout.quarantine_dir.mkdir(parents=True, exist_ok=True)  # extraction expects it (clean input: empty)
     run_spark_step(
         "extract",
         {"campaign_dir": str(params["campaign_dir"]), "staging_dir": str(layout.root), "release_id": layout.release_id},

@@ -8,6 +8,10 @@ off and the session time zone is UTC, so timestamps in outputs do not depend on 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -22,7 +26,11 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
     master = os.environ.get("IOARCHIVE_SPARK_MASTER")
     if master:
         builder = builder.master(master)
-    elif not os.environ.get("SPARK_SUBMIT_CONF_MASTER") and "spark.master" not in (extra_conf or {}):
+    elif (
+        not os.environ.get("SPARK_SUBMIT_CONF_MASTER")
+        and not os.environ.get("PYSPARK_GATEWAY_PORT")  # the driver of a spark-submit run
+        and "spark.master" not in (extra_conf or {})
+    ):
         # Under spark-submit the master is already set; only default it when run directly.
         builder = builder.master(os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]"))
     conf = {
@@ -39,3 +47,81 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("IOARCHIVE_SPARK_LOG_LEVEL", "WARN"))
     return spark
+
+
+# --- running a job script in its own JVM (spark-submit) --------------------------------------
+
+class SparkJobFailed(RuntimeError):
+    """A ``spark-submit`` job exited non-zero; the message names the job and the log tail."""
+
+
+def jobs_dir() -> Path:
+    """Folder of the job scripts: ``IOARCHIVE_JOBS_DIR`` or ``<repo>/jobs``."""
+    env = os.environ.get("IOARCHIVE_JOBS_DIR")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "jobs"
+
+
+def spark_submit_binary() -> str:
+    """``IOARCHIVE_SPARK_SUBMIT``, else the venv's ``spark-submit``, else the one on PATH."""
+    env = os.environ.get("IOARCHIVE_SPARK_SUBMIT")
+    if env:
+        return env
+    beside = Path(sys.executable).parent / "spark-submit"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("spark-submit")
+    if not found:
+        raise SparkJobFailed("spark-submit not found: install pyspark in this environment or set IOARCHIVE_SPARK_SUBMIT")
+    return found
+
+
+def spark_submit_command(
+    job: str, args: list[str], master: str | None = None, conf: dict[str, str] | None = None
+) -> list[str]:
+    """The ``spark-submit`` command line running ``jobs/<job>.py args`` on ``master``.
+
+    ``master`` defaults to ``IOARCHIVE_SPARK_MASTER``, then ``IOARCHIVE_LOCAL_MASTER``, then
+    ``local[*]``; the job script is the same whatever the master. Never put secrets in ``args``:
+    pass files (e.g. ``--key-file``).
+    """
+    script = jobs_dir() / f"{job}.py"
+    if not script.exists():
+        raise SparkJobFailed(f"no job script {script}: expected one of {sorted(p.stem for p in jobs_dir().glob('*.py'))}")
+    master = master or os.environ.get("IOARCHIVE_SPARK_MASTER") or os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]")
+    cmd = [spark_submit_binary(), "--master", master, "--name", f"ioarchive-{job}"]
+    base = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": os.environ.get("IOARCHIVE_DRIVER_MEMORY", "4g"),
+    }
+    for key, value in {**base, **(conf or {})}.items():
+        cmd += ["--conf", f"{key}={value}"]
+    return [*cmd, str(script), *args]
+
+
+def run_job(
+    job: str,
+    args: list[str],
+    master: str | None = None,
+    conf: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a job with ``spark-submit`` in a separate JVM; raise SparkJobFailed on failure."""
+    cmd = spark_submit_command(job, args, master, conf)
+    child_env = {**os.environ, **(env or {})}
+    child_env.setdefault("PYSPARK_PYTHON", sys.executable)
+    child_env["SPARK_SUBMIT_CONF_MASTER"] = cmd[cmd.index("--master") + 1]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or "").splitlines()[-30:])
+        raise SparkJobFailed(
+            f"spark job {job!r} exited with {proc.returncode} (command: {' '.join(cmd[:3])} ... {cmd[-len(args)-1]}); "
+            f"last log lines:\n{tail}"
+        )
+    return proc
+
+
+submit_job = run_job
+"""Name used in docs/architecture.md."""

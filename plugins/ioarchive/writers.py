@@ -41,6 +41,8 @@ ZIP_COMPRESSLEVEL = 6
 CSV_RECORD_END = b"\r\n"
 PARQUET_ROWS_PER_FILE = 1_000_000
 _WRITE_CHUNK = 1 << 20
+COLLECT_MAX_BYTES = 64 * 1024**2
+"""Below this much CSV, records are collected in one Spark job instead of streamed."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +193,9 @@ def write_csv_zips(
     names = iter([path_for_part(None)]) if single else (path_for_part(i) for i in range(1, 1_000_000))
     writer = _PartWriter(names, header, csv_part_max_bytes, compresslevel)
     ordered = records.orderBy(*[F.col(c) for c in records.columns[1:]]).select("r")
-    for row in ordered.toLocalIterator(prefetchPartitions=True):
+    # Small tables in one job; large ones streamed partition by partition (bounded memory).
+    rows = ordered.collect() if stats["b"] <= COLLECT_MAX_BYTES else ordered.toLocalIterator(prefetchPartitions=True)
+    for row in rows:
         writer.write(row[0].encode("utf-8") + CSV_RECORD_END)
     files = writer.close()
     if sum(files.values()) != stats["n"]:
