@@ -132,8 +132,12 @@ with DAG(
     def plan_media(params=None) -> list[dict]:
         return release_tasks.plan_media(params)
 
-    @task(map_index_template="{{ archive['archive_name'] }}")
+    @task(map_index_template="{{ archive_name }}")
     def pack_media(archive: dict, params=None) -> dict:
+        """One archive; the UI labels the mapped instance with the archive's name."""
+        from airflow.sdk import get_current_context
+
+        get_current_context()["archive_name"] = archive["archive_name"]
         return release_tasks.pack_media(params, archive["variant"], archive["archive_name"])
 
     @task(trigger_rule="none_failed")

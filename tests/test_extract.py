@@ -357,7 +357,8 @@ def test_key_never_in_event_log_logs_argv_or_outputs(run, tmp_path):
     key_file = write_key_file(KEY, tmp_path / "key")
     args = ["--staging", str(staging), "--release-id", RELEASE, "--key-file", str(key_file), "--key-id", KEY_ID,
             "--csv-part-max-bytes", str(PART_BYTES)]
-    conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(),
+    # Uncompressed: Spark 4 compresses event logs (zstd) by default, which would hide the key.
+    conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri(), "spark.eventLog.compress": "false",
             "spark.sql.shuffle.partitions": "4", "spark.driver.memory": "1g"}
     cmd = spark_submit_command("pseudonymize", args, master="local[2]", conf=conf)
     proc = run_job("pseudonymize", args, master="local[2]", conf=conf)

@@ -30,10 +30,7 @@ from great_expectations.expectations.metrics.query_metric_provider import QueryM
 MAX_EXAMPLES = 20
 """Offending row keys kept per expectation in results, Data Docs and summary.json."""
 
-TOKEN_SPLIT_RE = r"[^\p{L}\p{N}_]+"
-"""Token separator (Java regex): anything but letters, digits and ``_``. Screen names are
-``[A-Za-z0-9_]`` and so are single tokens; numeric ids are single tokens; display names are
-token sequences. Python's ``re`` equivalent is ``[^\\w]+`` (see ``ioarchive.quality_identifiers``)."""
+from ioarchive.quality_identifiers import TOKEN_SPLIT_RE  # noqa: E402 - one definition
 
 
 class OffendingRowsSummary(QueryMetricProvider):

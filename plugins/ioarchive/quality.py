@@ -254,7 +254,7 @@ def _validate_variant(
         batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_whole").get_batch(
             batch_parameters={"dataframe": frame}
         )
-        result = batch.validate(suite, result_format=os.environ.get("QFMT") or _result_format(row_key, hide_values=redact))
+        result = batch.validate(suite, result_format=_result_format(row_key, hide_values=redact))
         if redact:
             for expectation_result in result.results:
                 expectation_result.result = identifiers.redact(expectation_result.result)

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 REDACTED = "[raw identifier redacted]"
 IDENTIFIER_KINDS = {"userid": "userid", "user_screen_name": "screen_name", "user_display_name": "display_name"}
+TOKEN_SPLIT_RE = r"[^\p{L}\p{N}_]+"
+"""Token separator (Java regex): anything but letters, digits and ``_``."""
 _PY_SPLIT = re.compile(r"[^\w]+", re.UNICODE)
 
 
@@ -45,8 +47,6 @@ def identifier_frame(unhashed_accounts: DataFrame, threshold: int) -> DataFrame:
     display name) cannot be matched as tokens and are dropped.
     """
     from pyspark.sql import functions as F
-
-    from ioarchive.gx_expectations import TOKEN_SPLIT_RE
 
     below = unhashed_accounts.where(F.col("follower_count") < F.lit(threshold))
     parts = [
@@ -76,7 +76,7 @@ class IdentifierSet:
     @classmethod
     def from_frame(cls, frame: DataFrame) -> IdentifierSet:
         grouped: dict[int, list[tuple[int, str]]] = defaultdict(list)
-        for row in frame.select("identifier_id", "pos", "token").toLocalIterator():
+        for row in frame.select("identifier_id", "pos", "token").collect():
             grouped[row["identifier_id"]].append((row["pos"], row["token"]))
         return cls.from_sequences(tuple(t for _, t in sorted(v)) for v in grouped.values())
 

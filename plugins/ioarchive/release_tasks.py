@@ -389,13 +389,32 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
         index = sorted(layout.validation_dir(variant).rglob("index.html"))
         if index:
             data_docs_urls[variant] = index[0].resolve().as_uri()
+    previous = _previous_manifests(params)
     body = render_reviewer_summary(
-        layout.root, layout.release_id, readme_urls=readme_urls, data_docs_urls=data_docs_urls
+        layout.root, layout.release_id, readme_urls=readme_urls, data_docs_urls=data_docs_urls,
+        previous_manifest=previous or None,
     )
     return {
         "publication_body": body,
         "files": {v: len(m.get("files", [])) for v, m in manifests.items()},
     }
+
+
+def _previous_manifests(params: dict[str, Any]) -> dict[str, Any]:
+    """Manifests of version N-1 staged on this machine, so the reviewer sees what changed."""
+    version = int(params.get("version", 1))
+    if version < 2:
+        return {}
+    previous = StagingLayout(staging_root() / str(params["release_id"]) / f"v{version - 1}", str(params["release_id"]))
+    found = {}
+    for variant in VARIANTS:
+        path = previous.manifest(variant)
+        if path.exists():
+            found[variant] = json.loads(path.read_text(encoding="utf-8"))
+    if not found:
+        log.warning("no staged manifest of v%d of %s: the reviewer summary cannot show changes", version - 1,
+                    params["release_id"])
+    return found
 
 
 def publish(params: dict[str, Any], variant: str) -> dict[str, Any]:

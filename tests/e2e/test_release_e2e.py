@@ -24,8 +24,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-from ioarchive.stack import MEMBER_BUCKET, PUBLIC_BUCKET, REVIEWERS, TRIGGER_USER, AirflowClient, Stack, free_port
+from ioarchive.stack import (
+    MEMBER_BUCKET,
+    PUBLIC_BUCKET,
+    REVIEWERS,
+    TRIGGER_USER,
+    AirflowClient,
+    Stack,
+    free_port,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
