@@ -60,17 +60,22 @@ def test_free_port_is_below_the_ephemeral_range():
 
 def test_down_stops_exactly_the_recorded_process_groups_with_their_children(tmp_path):
     stack = Stack(state_dir=tmp_path, api_port=1, s3_port=2)
-    # A parent that forks a child which outlives it unless its process group is killed.
-    pid = stack._spawn("fake", ["sh", "-c", "sleep 300 & echo $! > child.pid; wait"], env=dict(os.environ))
+    # A parent with a child in its group, and a child in a session of its own (as Airflow runs
+    # each task): both must go.
+    script = "sleep 300 & echo $! > child.pid; setsid sleep 301 & echo $! > task.pid; wait"
+    pid = stack._spawn("fake", ["sh", "-c", script], env=dict(os.environ))
     deadline = time.monotonic() + 10
-    while not (tmp_path / "child.pid").exists() and time.monotonic() < deadline:
+    while not all((tmp_path / f).exists() and (tmp_path / f).read_text().strip() for f in ("child.pid", "task.pid")):
+        assert time.monotonic() < deadline, "the fake component did not start its children"
         time.sleep(0.05)
     child = int((tmp_path / "child.pid").read_text())
+    task = int((tmp_path / "task.pid").read_text())
+    assert os.getpgid(task) == task != pid
     assert Stack.load(tmp_path).pids == {"fake": pid}
 
     loaded = Stack.load(tmp_path)
     assert loaded.down(grace=5) == ["fake"]
-    for p in (pid, child):
+    for p in (pid, child, task):
         deadline = time.monotonic() + 5
         while _exists(p) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -326,7 +326,12 @@ def _examples(details: dict[str, Any], row_key: str) -> list[Any]:
         return [_row_label(row) for row in rows[:MAX_EXAMPLES]]
     index = details.get("partial_unexpected_index_list")
     if index:
-        return [row.get(row_key) if isinstance(row, dict) else row for row in index[:MAX_EXAMPLES]]
+        # Spark gives [{row_key: [k1, k2, ...]}]; pandas-like engines one dict per row
+        keys: list[Any] = []
+        for row in index:
+            value = row.get(row_key) if isinstance(row, dict) else row
+            keys.extend(value if isinstance(value, list) else [value])
+        return keys[:MAX_EXAMPLES]
     return list(details.get("partial_unexpected_list") or [])[:MAX_EXAMPLES]
 
 

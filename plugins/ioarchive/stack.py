@@ -303,6 +303,14 @@ class Stack:
                     f"a stack is already running from {self.state_dir} (pids {previous.pids}); "
                     "run `python -m ioarchive.stack down` first"
                 )
+        if self.metadata_db.startswith("postgresql"):
+            try:
+                import asyncpg  # noqa: F401 - Airflow 3 derives a postgresql+asyncpg URL for its async engine
+            except ImportError:
+                raise StackError(
+                    "a PostgreSQL metadata DB needs the asyncpg driver (Airflow 3's async engine): "
+                    "install it from requirements.lock (pip install asyncpg)"
+                ) from None
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.staging_root.mkdir(parents=True, exist_ok=True)
         self.api_port = self.api_port or free_port()
@@ -416,21 +424,28 @@ class Stack:
     def down(self, grace: float = 20.0) -> list[str]:
         """Stop exactly the process groups recorded by ``up``; returns their names."""
         stopped = []
+        # Airflow runs each task in a session of its own ("airflow worker -- <ti>", and its Spark
+        # child): collect the process groups of every descendant before anything is killed.
+        extra_groups = _descendant_groups(set(self.pids.values())) - set(self.pids.values())
         for name, pid in list(self.pids.items()):
             try:
                 os.killpg(pid, signal.SIGTERM)
                 stopped.append(name)
             except ProcessLookupError:
                 continue
+        for pgid in extra_groups:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
         deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and any(self.alive().values()):
+        while time.monotonic() < deadline and (any(self.alive().values()) or _groups_alive(extra_groups)):
             time.sleep(0.2)
-        for name, pid in self.pids.items():
-            if self.alive().get(name):
-                try:
-                    os.killpg(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        for pgid in [*self.pids.values(), *extra_groups]:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         for pid in self.pids.values():
             try:
                 os.waitpid(pid, os.WNOHANG)  # reap our own children (tests run `up` in-process)
@@ -440,6 +455,50 @@ class Stack:
         if self.state_file.exists():
             self.save()
         return stopped
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, pgid) of every process visible in /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def _descendant_groups(roots: set[int]) -> set[int]:
+    """Process groups of ``roots`` and of all their descendants (Linux /proc)."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _pgid) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    groups: set[int] = set()
+    todo = [pid for pid in table if table[pid][1] in roots]  # every member of the recorded groups
+    seen: set[int] = set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        groups.add(table[pid][1])
+        todo.extend(children.get(pid, []))
+    return groups
+
+
+def _groups_alive(groups: set[int]) -> bool:
+    for pgid in groups:
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            continue
+    return False
 
 
 class ApiError(RuntimeError):

@@ -220,9 +220,9 @@ def write_parquet_file(df: DataFrame, sort: list[Column], target: Path) -> int:
     if len(parts) != 1:
         raise RuntimeError(f"expected one Parquet part in {tmp}, found {len(parts)}")
     target.unlink(missing_ok=True)
-    parts[0].replace(target)
+    rows = normalize_parquet(parts[0], target)
     shutil.rmtree(tmp)
-    return _parquet_rows(target)
+    return rows
 
 
 def write_parquet_dir(df: DataFrame, sort: list[Column], target: Path, rows: int,
@@ -237,16 +237,28 @@ def write_parquet_dir(df: DataFrame, sort: list[Column], target: Path, rows: int
     out: dict[str, int] = {}
     for i, part in enumerate(_spark_parts(tmp)):
         dest = target / f"part-{i:05d}.parquet"
-        part.replace(dest)
-        out[dest.name] = _parquet_rows(dest)
+        out[dest.name] = normalize_parquet(part, dest)
     shutil.rmtree(tmp)
     return out
 
 
-def _parquet_rows(path: Path) -> int:
+def normalize_parquet(source: Path, dest: Path) -> int:
+    """Rewrite a Spark Parquet file with pyarrow, row group by row group; returns rows.
+
+    Spark's writer (parquet-mr) lists column encodings in hash-set order, which differs between
+    JVMs: the same rows give different bytes in another run. pyarrow's writer is deterministic,
+    keeps the types (and Spark's schema metadata), and streams one row group at a time.
+    """
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).metadata.num_rows
+    pf = pq.ParquetFile(source)
+    rows = 0
+    with pq.ParquetWriter(dest, pf.schema_arrow, compression="snappy", write_statistics=True) as writer:
+        for i in range(pf.num_row_groups):
+            table = pf.read_row_group(i)
+            rows += table.num_rows
+            writer.write_table(table, row_group_size=max(1, table.num_rows))
+    return rows
 
 
 # --------------------------------------------------------------------------------------------

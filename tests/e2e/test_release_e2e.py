@@ -34,7 +34,7 @@ from ioarchive.stack import (
     free_port,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 DAG_ID = "io_release"
 REVIEWER_A, REVIEWER_B = REVIEWERS
@@ -141,7 +141,7 @@ def _released_keys(stack: Stack, bucket: str, release_id: str) -> dict[str, byte
 
 def _wait_gate(stack: Stack, run_id: str, task_id: str) -> dict:
     client: AirflowClient = stack.client  # type: ignore[attr-defined]
-    client.wait_task_state(DAG_ID, run_id, task_id, {"awaiting_input"}, TRIGGER_USER, timeout=600)
+    client.wait_task_state(DAG_ID, run_id, task_id, {"awaiting_input"}, TRIGGER_USER, timeout=1500)
     details = [d for d in client.hitl_details(DAG_ID, run_id, TRIGGER_USER) if d["task_instance"]["task_id"] == task_id]
     assert len(details) == 1
     return details[0]
@@ -186,7 +186,7 @@ def test_release_end_to_end(stack, e2e_campaign):
     assert "hashed" in gate["body"] and "unhashed" in gate["body"]
     assert "README.md" in gate["body"]
     client.answer(DAG_ID, run_id, "publication_signoff", REVIEWER_B, "Approve", "counts and quality checked")
-    state = client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=300)
+    state = client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=600)
     assert state == "success", client.task_states(DAG_ID, run_id, TRIGGER_USER)
 
     # Both buckets hold exactly the bytes their manifests list, and nothing else.

@@ -1,0 +1,70 @@
+"""Benchmark: the data-quality gate (both variants) next to extraction of the same data.
+
+Generates a campaign of ``--posts`` posts, then in ONE run and one Spark session measures:
+
+* extraction: ``extract_campaign`` + unhashed table writers + ``pseudonymize_release`` + hashed
+  table writers (everything that produces what the gate validates);
+* validation: ``validate_release`` on both variants (all suites, Data Docs, summaries; the media
+  index is not required because the media step is not part of this benchmark).
+
+Prints both times and the ratio validation / extraction (target <= 0.5). Not run by the tests.
+Usage: ``python bench/validate.py --posts 1000000`` (``--posts 20000`` for a dry run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RELEASE = "bench_202102"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=1_000_000)
+    parser.add_argument("--accounts", type=int, default=2_000)
+    parser.add_argument("--workdir", default=None, help="where to generate (default: a temp folder)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from ioarchive.extract import extract_campaign
+    from ioarchive.generate import generate_campaign
+    from ioarchive.pseudonymize import pseudonymize_release
+    from ioarchive.quality import validate_release
+    from ioarchive.spark import get_spark
+    from ioarchive.writers import write_release_tables
+
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="ioarchive-bench-validate-"))
+    campaign, staging = work / "campaign", work / "staging"
+    t0 = time.monotonic()
+    generate_campaign(campaign, seed=3, accounts=args.accounts, posts=args.posts, media_bytes=1024**2, overwrite=True)
+    print(f"generated {args.posts} posts, {args.accounts} accounts in {time.monotonic() - t0:.1f} s ({work})")
+
+    spark = get_spark("ioarchive-bench-validate")
+    spark.range(10).count()  # session warm-up outside both measurements
+    key = b"bench-key-" + b"x" * 32
+
+    t0 = time.monotonic()
+    extract_campaign(spark, campaign, staging, RELEASE)
+    write_release_tables(spark, staging, RELEASE, "unhashed")
+    pseudonymize_release(spark, staging, RELEASE, key, "bench")
+    write_release_tables(spark, staging, RELEASE, "hashed")
+    extraction = time.monotonic() - t0
+
+    t0 = time.monotonic()
+    report = validate_release(spark, staging, RELEASE, campaign_dir=campaign, require_media_index=False)
+    validation = time.monotonic() - t0
+
+    print("\n".join(report.summary_lines()))
+    print(f"extraction (extract + pseudonymize + table writers): {extraction:8.1f} s")
+    print(f"validation (all suites, both variants, Data Docs):   {validation:8.1f} s")
+    print(f"ratio validation / extraction: {validation / extraction:.2f} (target <= 0.50)")
+    return 0 if report.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
