@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv check-prereqs test lint demo up down lock clean bench
+.PHONY: help venv check-prereqs test lint demo up down lock clean bench browser
 
 help:
 	@echo "make demo   run a whole release on a generated campaign and print where the results are"
@@ -34,7 +34,15 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check .
 
-test: venv lint
+# The reviewer-flow browser test drives Debian's Chromium (browser downloads are impossible here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium unzip >/dev/null; \
+	  else echo "chromium is missing: install Debian's chromium (apt-get install chromium) for the browser test"; fi; }
+
+test: venv lint browser
 	$(BIN)/python -m pytest
 
 demo: venv
