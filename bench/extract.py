@@ -220,7 +220,7 @@ def run_pandas(campaign: Path, out: Path) -> float:
     for variant, (a, p) in {"unhashed": (acc, pst), "hashed": (hashed(acc, False), hashed(pst, True))}.items():
         folder = out / variant
         folder.mkdir(parents=True, exist_ok=True)
-        a = a.sort_values("userid", key=lambda s: s.str.len() * 0 + s.str.zfill(64))
+        a = a.sort_values("userid", key=lambda s: s.str.zfill(64))
         p = p.sort_values("tweetid", key=lambda s: s.str.zfill(24))
         for name, df in (("users", a), ("tweets", p)):
             path = folder / f"{RELEASE}_{name}_csv_{variant}.csv"

@@ -172,7 +172,14 @@ def corrupted_report(spark, clean, tmp_path_factory):
 
 
 def _failed(report) -> dict[tuple[str, str], list]:
-    return {(suite, f.expectation): f.examples for _, suite, f in report.failures()}
+    """(suite, expectation) -> row keys named (query rows like {row_key, kind} give their values)."""
+    failed = {}
+    for _, suite, f in report.failures():
+        keys = []
+        for example in f.examples:
+            keys.extend(example.values() if isinstance(example, dict) else [example])
+        failed[(suite, f.expectation)] = keys
+    return failed
 
 
 def test_clean_release_passes_every_suite(clean_report, clean):
@@ -245,7 +252,8 @@ def test_identifier_set_matches_tokens_and_sequences():
     ids = IdentifierSet.from_sequences([("qzx_vortan0",), ("1000000000000000001",), ("zorblat", "quinnary3")])
     assert ids.count_hits("hi @QZX_Vortan0!") == 1
     assert ids.count_hits("qzx_vortan01") == 0  # a longer token is another name
-    assert ids.count_hits("Zorblat &amp; quinnary3") == 0
+    assert ids.count_hits("Zorblat &amp; quinnary3") == 1  # entities decoded; '&' separates tokens
+    assert ids.count_hits("zorblat x quinnary3") == 0  # a display name is a whole token sequence
     assert ids.count_hits("<b>zorblat</b> quinnary3") == 1
     assert ids.redact({"a": ["ok", "x 1000000000000000001"]}) == {"a": ["ok", REDACTED]}
 

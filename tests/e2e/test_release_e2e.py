@@ -42,6 +42,7 @@ PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=root dbname=postgres"
 RELEASE_OK = "e2eok_202102"
 RELEASE_REJECT = "e2ereject_202102"
 RELEASE_SELF = "e2eself_202102"
+GATE_SETTLE_SECONDS = 5
 
 
 # --- fixtures -------------------------------------------------------------------------------
@@ -142,6 +143,9 @@ def _released_keys(stack: Stack, bucket: str, release_id: str) -> dict[str, byte
 def _wait_gate(stack: Stack, run_id: str, task_id: str) -> dict:
     client: AirflowClient = stack.client  # type: ignore[attr-defined]
     client.wait_task_state(DAG_ID, run_id, task_id, {"awaiting_input"}, TRIGGER_USER, timeout=1500)
+    # Let the scheduler finish processing the park before answering: an answer within the same
+    # second was once seen not to resume the task on a loaded machine (PostgreSQL metadata DB).
+    time.sleep(GATE_SETTLE_SECONDS)
     details = [d for d in client.hitl_details(DAG_ID, run_id, TRIGGER_USER) if d["task_instance"]["task_id"] == task_id]
     assert len(details) == 1
     return details[0]
