@@ -1,12 +1,13 @@
 """The reviewer flow in a real browser: Chromium (Playwright) against the local stack's Airflow UI.
 
 One SQLite stack for the module; two runs of ``io_release`` are triggered by ``trigger_user``
-and park at the attribution sign-off. Then, as a reviewer would, through the UI only:
+and park at the attribution sign-off. Both reviewers sign in through the login form (each in a
+browser context of their own). Then, as a reviewer would, through the UI only:
 
-- ``reviewer_a`` signs in, finds the gate under Required Actions, reads the summary (campaign
+- ``reviewer_a`` finds the gate under Required Actions, reads the summary (campaign
   title, attribution statement, counts), approves with a comment; REST then shows the gate
   done, the investigations sensor passed and extraction started: the run proceeds;
-- ``reviewer_b`` signs in and rejects the other run; the run fails, the reject is recorded with
+- ``reviewer_b`` rejects the other run; the run fails, the reject is recorded with
   reviewer_b's name (``hitlDetails.responded_by_user``, ``signoffs.json``), nothing is published.
 
 Both reviewers answer first and the outcomes are checked afterwards, so the two runs' resumption
@@ -79,7 +80,11 @@ def browser_campaign(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory, browser_campaign) -> GatedRuns:
-    """A SQLite stack with two runs parked at the attribution gate; stopped (process groups) after."""
+    """A SQLite stack with two runs on their way to the attribution gate; stopped (process groups) after.
+
+    The fixture does not wait for the gates: the reviewers sign in meanwhile (see ``reviewers``),
+    and each test waits for its gate before opening Required Actions.
+    """
     campaign = json.loads((browser_campaign / "campaign.json").read_text())
     stack = Stack(
         state_dir=tmp_path_factory.mktemp("browser_stack"),
@@ -96,18 +101,17 @@ def gated(tmp_path_factory, browser_campaign) -> GatedRuns:
         client.wait_for_dag(DAG_ID, TRIGGER_USER)
         client.unpause(DAG_ID, TRIGGER_USER)
         runs = {release_id: _trigger(client, browser_campaign, release_id) for release_id in (RELEASE_APPROVE, RELEASE_REJECT)}
-        for run_id in runs.values():
-            client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
         yield GatedRuns(stack=stack, client=client, campaign=campaign, runs=runs)
     finally:
-        stack.down(grace=10)  # an interrupted Spark extraction need not finish cleanly
+        stack.down(grace=5)  # an interrupted Spark extraction need not finish cleanly
 
 
 @pytest.fixture(scope="module")
 def reviewers(gated):
-    """user -> that reviewer's browser session (own cookies), kept for the module.
+    """user -> that reviewer's browser session (own cookies), signed in through the login form.
 
-    One headless system Chromium for all; screenshots of earlier runs are removed first.
+    One headless system Chromium for all; screenshots of earlier runs are removed first. The
+    sign-in happens while the runs are still on their way to the gate.
     """
     clear_artifacts()
     with chromium() as browser:
@@ -116,6 +120,10 @@ def reviewers(gated):
             for user, prefix in ((REVIEWER_A, "approve"), (REVIEWER_B, "reject"))
         }
         try:
+            passwords = gated.stack.passwords()
+            for session in sessions.values():
+                with failure_screenshot(session):
+                    session.login(passwords[session.user])
             yield sessions
         finally:
             for session in sessions.values():
@@ -173,9 +181,9 @@ def _published_keys(stack: Stack, release_id: str) -> list[str]:
 
 
 def _read_gate_in_browser(reviewer: ReviewerBrowser, gated: GatedRuns, release_id: str) -> None:
-    """Sign in, find the run's gate under Required Actions, open it, check the summary is shown."""
+    """Wait for the gate, find it under Required Actions, open it, check the summary is shown."""
     run_id = gated.runs[release_id]
-    reviewer.login(gated.stack.passwords()[reviewer.user])
+    gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
     row = reviewer.open_required_actions(run_id)
     assert f"Attribution sign-off: {release_id} v1" in row, row
     reviewer.open_gate_from_list(run_id, GATE)
@@ -234,7 +242,7 @@ def test_the_approved_run_proceeds(gated, reviewers):
     )
     reviewer = reviewers[REVIEWER_A]
     with failure_screenshot(reviewer):
-        reviewer.page.goto(f"{stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
+        reviewer.open_run(DAG_ID, run_id)
         reviewer.page.locator("tr", has_text="wait_for_investigations").filter(has_text="Success").first.wait_for()
         reviewer.screenshot("run_proceeds")
 
@@ -256,6 +264,6 @@ def test_the_rejected_run_fails_and_publishes_nothing(gated, reviewers):
     assert not (stack.staging_root / RELEASE_REJECT / "v1" / "release").exists()
     reviewer = reviewers[REVIEWER_B]
     with failure_screenshot(reviewer):
-        reviewer.page.goto(f"{stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
+        reviewer.open_run(DAG_ID, run_id)
         reviewer.page.locator("tr", has_text=GATE).filter(has_text="Failed").first.wait_for()
         reviewer.screenshot("run_failed")

@@ -14,7 +14,9 @@ params as form fields named ``element_<param>``, buttons named after the options
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +39,8 @@ CHROMIUM_ARGS: tuple[str, ...] = (
 VIEWPORT = {"width": 1400, "height": 1000}
 # Pages of a busy 2-core machine running Airflow and Spark answer slowly: be generous.
 NAVIGATION_TIMEOUT_MS = 60_000
+
+log = logging.getLogger(__name__)
 
 
 def chromium_missing_reason() -> str | None:
@@ -75,6 +79,7 @@ class ReviewerBrowser:
         self.context.set_default_timeout(NAVIGATION_TIMEOUT_MS)
         self.page = self.context.new_page()
         self.screenshots: list[Path] = []
+        self._last_step = time.monotonic()
 
     def close(self) -> None:
         self.context.close()
@@ -84,12 +89,19 @@ class ReviewerBrowser:
         path = self.artifacts_dir / f"{self.prefix}_{len(self.screenshots) + 1:02d}_{step}.png"
         self.page.screenshot(path=str(path), full_page=True)
         self.screenshots.append(path)
+        now = time.monotonic()
+        log.info("%s: step %s reached %.1f s after the previous one; screenshot %s", self.user, step, now - self._last_step, path)
+        self._last_step = now
         return path
 
-    def login(self, password: str) -> None:
-        """Sign in through the login form; the UI sets its token cookie and leaves /auth/login."""
+    def login(self, password: str, next_path: str = "/required_actions") -> None:
+        """Sign in through the login form; the UI sets its token cookie and goes to ``next_path``.
+
+        Landing straight on the page the reviewer wants (the form honours ``?next=``) spares a
+        load of the home dashboard, the slowest page of the UI on a busy machine.
+        """
         page = self.page
-        page.goto(f"{self.base_url}/auth/login")
+        page.goto(f"{self.base_url}/auth/login?next={next_path}")
         page.fill("input[name=username]", self.user)
         page.fill("input[name=password]", password)
         self.screenshot("login")
@@ -98,14 +110,24 @@ class ReviewerBrowser:
         if not any(c["name"] == "_token" for c in self.context.cookies()):
             raise AssertionError(f"{self.user} signed in but the UI set no _token cookie (page {page.url})")
 
-    def open_required_actions(self, run_id: str) -> str:
-        """Open Browse > Required Actions and wait for the row of ``run_id``; returns the row's text."""
+    def open_required_actions(self, run_id: str, first_look_ms: int = 10_000) -> str:
+        """Show Browse > Required Actions with the row of ``run_id``; returns the row's text.
+
+        If the list was loaded before the gate existed (signed in early), reload it once.
+        """
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         page = self.page
-        page.goto(f"{self.base_url}/required_actions")
-        row = page.locator("tr", has_text=run_id)
-        row.first.wait_for(state="visible")
+        if "/required_actions" not in page.url or "/dags/" in page.url:
+            page.goto(f"{self.base_url}/required_actions")
+        row = page.locator("tr", has_text=run_id).first
+        try:
+            row.wait_for(state="visible", timeout=first_look_ms)
+        except PlaywrightTimeout:
+            page.reload()
+            row.wait_for(state="visible")
         self.screenshot("required_actions")
-        return str(row.first.inner_text())
+        return str(row.inner_text())
 
     def open_gate_from_list(self, run_id: str, task_id: str) -> None:
         """Follow the row's subject link to the gate page (as a reviewer would click it)."""
@@ -114,6 +136,17 @@ class ReviewerBrowser:
         row.locator("td[data-testid=table-cell-subject] a").first.click()
         page.wait_for_url(re.compile(rf"/runs/{re.escape(run_id)}/tasks/{re.escape(task_id)}/required_actions"))
         page.get_by_role("button", name="Approve").wait_for(state="visible")
+
+    def open_run(self, dag_id: str, run_id: str) -> None:
+        """Go to the run's page, through the breadcrumb link (no reload of the UI) when there is one."""
+        page = self.page
+        path = f"/dags/{dag_id}/runs/{run_id}"
+        link = page.locator(f'a[href="{path}"]').first
+        if link.count():
+            link.click()
+            page.wait_for_url(re.compile(re.escape(path) + "$"))
+        else:
+            page.goto(self.base_url + path)
 
     def gate_is_showing(self, text: str) -> bool:
         """Whether ``text`` is visible on the gate page (the rendered body, not hidden markup)."""
