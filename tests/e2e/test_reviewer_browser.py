@@ -10,8 +10,9 @@ browser context of their own). Then, as a reviewer would, through the UI only:
 - ``reviewer_b`` rejects the other run; the run fails, the reject is recorded with
   reviewer_b's name (``hitlDetails.responded_by_user``, ``signoffs.json``), nothing is published.
 
-Both reviewers answer first and the outcomes are checked afterwards, so the two runs' resumption
-(a worker start each, slow on a loaded 2-core machine) overlaps. Screenshots of every step land
+Both reviewers answer first (the reject first: its run has the longer way to its end state) and
+the outcomes are checked afterwards, so the two runs' resumption (worker starts, slow on a loaded
+2-core machine) overlaps. Screenshots of every step land
 in ``tests/artifacts/browser/`` (gitignored). Runs reach only the first gate (plus the start of
 extraction), so the module stays short.
 """
@@ -82,8 +83,8 @@ def browser_campaign(tmp_path_factory) -> Path:
 def gated(tmp_path_factory, browser_campaign) -> GatedRuns:
     """A SQLite stack with two runs on their way to the attribution gate; stopped (process groups) after.
 
-    The fixture does not wait for the gates: the reviewers sign in meanwhile (see ``reviewers``),
-    and each test waits for its gate before opening Required Actions.
+    The fixture does not wait for the gates: the reviewers' login forms load meanwhile (see
+    ``reviewers``).
     """
     campaign = json.loads((browser_campaign / "campaign.json").read_text())
     stack = Stack(
@@ -111,7 +112,8 @@ def reviewers(gated):
     """user -> that reviewer's browser session (own cookies), signed in through the login form.
 
     One headless system Chromium for all; screenshots of earlier runs are removed first. The
-    sign-in happens while the runs are still on their way to the gate.
+    login form is loaded and filled while the runs are still on their way to the gate, and
+    submitted once both gates wait, so Required Actions opens with them listed.
     """
     clear_artifacts()
     with chromium() as browser:
@@ -123,7 +125,12 @@ def reviewers(gated):
             passwords = gated.stack.passwords()
             for session in sessions.values():
                 with failure_screenshot(session):
-                    session.login(passwords[session.user])
+                    session.fill_login(passwords[session.user])
+            for run_id in gated.runs.values():  # sign in once the gates wait: the list shows them at once
+                gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
+            for session in sessions.values():
+                with failure_screenshot(session):
+                    session.submit_login()
             yield sessions
         finally:
             for session in sessions.values():
@@ -209,16 +216,7 @@ APPROVE_COMMENT = "attribution confirmed in the browser"
 REJECT_COMMENT = "attribution disputed by legal (browser)"
 
 
-def test_first_reviewer_approves_in_the_browser(gated, reviewers):
-    reviewer = reviewers[REVIEWER_A]
-    with failure_screenshot(reviewer):
-        _read_gate_in_browser(reviewer, gated, RELEASE_APPROVE)
-        received = reviewer.answer("Approve", APPROVE_COMMENT)
-    assert received.endswith(f"from {REVIEWER_A}"), received
-    _assert_answered(gated, RELEASE_APPROVE, REVIEWER_A, "Approve", APPROVE_COMMENT)
-
-
-def test_second_reviewer_rejects_another_run_in_the_browser(gated, reviewers):
+def test_reviewer_b_rejects_another_run_in_the_browser(gated, reviewers):
     reviewer = reviewers[REVIEWER_B]
     with failure_screenshot(reviewer):
         _read_gate_in_browser(reviewer, gated, RELEASE_REJECT)
@@ -227,31 +225,20 @@ def test_second_reviewer_rejects_another_run_in_the_browser(gated, reviewers):
     _assert_answered(gated, RELEASE_REJECT, REVIEWER_B, "Reject", REJECT_COMMENT)
 
 
-def test_the_approved_run_proceeds(gated, reviewers):
-    """After the browser approval: gate done, (concluded) investigations pass, extraction starts."""
-    client, stack = gated.client, gated.stack
-    run_id = gated.runs[RELEASE_APPROVE]
-    if not _gate_details(client, run_id)["response_received"]:
-        pytest.fail("the attribution gate was never answered: see test_first_reviewer_approves_in_the_browser")
-    client.wait_task_state(DAG_ID, run_id, GATE, {"success"}, TRIGGER_USER, timeout=180)
-    client.wait_task_state(DAG_ID, run_id, "wait_for_investigations", {"success"}, TRIGGER_USER, timeout=180)
-    _wait_started(client, run_id, "extract")
-    [signoff] = _signoffs(stack, RELEASE_APPROVE)
-    assert (signoff["gate"], signoff["decision"], signoff["by"], signoff["comment"]) == (
-        "attribution", "approved", REVIEWER_A, APPROVE_COMMENT
-    )
+def test_reviewer_a_approves_in_the_browser(gated, reviewers):
     reviewer = reviewers[REVIEWER_A]
     with failure_screenshot(reviewer):
-        reviewer.open_run(DAG_ID, run_id)
-        reviewer.page.locator("tr", has_text="wait_for_investigations").filter(has_text="Success").first.wait_for()
-        reviewer.screenshot("run_proceeds")
+        _read_gate_in_browser(reviewer, gated, RELEASE_APPROVE)
+        received = reviewer.answer("Approve", APPROVE_COMMENT)
+    assert received.endswith(f"from {REVIEWER_A}"), received
+    _assert_answered(gated, RELEASE_APPROVE, REVIEWER_A, "Approve", APPROVE_COMMENT)
 
 
 def test_the_rejected_run_fails_and_publishes_nothing(gated, reviewers):
     client, stack = gated.client, gated.stack
     run_id = gated.runs[RELEASE_REJECT]
     if not _gate_details(client, run_id)["response_received"]:
-        pytest.fail("the attribution gate was never answered: see test_second_reviewer_rejects_another_run_in_the_browser")
+        pytest.fail("the attribution gate was never answered: see test_reviewer_b_rejects_another_run_in_the_browser")
     assert client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=180) == "failed"
     states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
     assert states[GATE] == "failed", states
@@ -267,3 +254,23 @@ def test_the_rejected_run_fails_and_publishes_nothing(gated, reviewers):
         reviewer.open_run(DAG_ID, run_id)
         reviewer.page.locator("tr", has_text=GATE).filter(has_text="Failed").first.wait_for()
         reviewer.screenshot("run_failed")
+
+
+def test_the_approved_run_proceeds(gated, reviewers):
+    """After the browser approval: gate done, (concluded) investigations pass, extraction starts."""
+    client, stack = gated.client, gated.stack
+    run_id = gated.runs[RELEASE_APPROVE]
+    if not _gate_details(client, run_id)["response_received"]:
+        pytest.fail("the attribution gate was never answered: see test_reviewer_a_approves_in_the_browser")
+    client.wait_task_state(DAG_ID, run_id, GATE, {"success"}, TRIGGER_USER, timeout=180)
+    client.wait_task_state(DAG_ID, run_id, "wait_for_investigations", {"success"}, TRIGGER_USER, timeout=180)
+    _wait_started(client, run_id, "extract")
+    [signoff] = _signoffs(stack, RELEASE_APPROVE)
+    assert (signoff["gate"], signoff["decision"], signoff["by"], signoff["comment"]) == (
+        "attribution", "approved", REVIEWER_A, APPROVE_COMMENT
+    )
+    reviewer = reviewers[REVIEWER_A]
+    with failure_screenshot(reviewer):
+        reviewer.open_run(DAG_ID, run_id)
+        reviewer.page.locator("tr", has_text="wait_for_investigations").filter(has_text="Success").first.wait_for()
+        reviewer.screenshot("run_proceeds")

@@ -95,22 +95,32 @@ class ReviewerBrowser:
         return path
 
     def login(self, password: str, next_path: str = "/required_actions") -> None:
-        """Sign in through the login form; the UI sets its token cookie and goes to ``next_path``.
+        """Sign in through the login form and land on ``next_path`` (see ``fill_login``)."""
+        self.fill_login(password, next_path)
+        self.submit_login()
 
-        Landing straight on the page the reviewer wants (the form honours ``?next=``) spares a
-        load of the home dashboard, the slowest page of the UI on a busy machine.
+    def fill_login(self, password: str, next_path: str = "/required_actions") -> None:
+        """Open the login form and type the credentials, without submitting yet.
+
+        The form honours ``?next=``: landing straight on the page the reviewer wants spares a
+        load of the home dashboard, the slowest page of the UI on a busy machine. Split from
+        ``submit_login`` so a test can load the form while the runs are still on their way.
         """
         page = self.page
         page.goto(f"{self.base_url}/auth/login?next={next_path}")
         page.fill("input[name=username]", self.user)
         page.fill("input[name=password]", password)
         self.screenshot("login")
+
+    def submit_login(self) -> None:
+        """Press Sign in; the UI sets its token cookie and leaves /auth/login."""
+        page = self.page
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url(lambda url: "/auth/login" not in url)
         if not any(c["name"] == "_token" for c in self.context.cookies()):
             raise AssertionError(f"{self.user} signed in but the UI set no _token cookie (page {page.url})")
 
-    def open_required_actions(self, run_id: str, first_look_ms: int = 10_000) -> str:
+    def open_required_actions(self, run_id: str, first_look_ms: int = 15_000) -> str:
         """Show Browse > Required Actions with the row of ``run_id``; returns the row's text.
 
         If the list was loaded before the gate existed (signed in early), reload it once.
