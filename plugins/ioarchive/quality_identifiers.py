@@ -31,6 +31,7 @@ REDACTED = "[raw identifier redacted]"
 IDENTIFIER_KINDS = {"userid": "userid", "user_screen_name": "screen_name", "user_display_name": "display_name"}
 TOKEN_SPLIT_RE = r"[^\p{L}\p{N}_]+"
 """Token separator (Java regex): anything but letters, digits and ``_``."""
+_TAG_RE = re.compile(r"<[^>]*>")
 _PY_SPLIT = re.compile(r"[^\w]+", re.UNICODE)
 
 
@@ -42,22 +43,29 @@ def tokens(text: str) -> list[str]:
 def identifier_frame(unhashed_accounts: DataFrame, threshold: int) -> DataFrame:
     """Positioned tokens of every raw identifier of every account below ``threshold``.
 
-    Columns: ``identifier_id`` (one per account and kind), ``kind`` (userid, screen_name,
-    display_name), ``pos``, ``n_tokens``, ``token``. Identifiers with no token (an emoji-only
-    display name) cannot be matched as tokens and are dropped.
+    Columns: ``identifier_id`` (one per distinct sequence and kind), ``kind`` (userid,
+    screen_name, display_name), ``pos``, ``n_tokens``, ``token``. Identifiers with no token (an
+    emoji-only display name) cannot be matched as tokens and are dropped; so are sequences that
+    an account at or above the threshold publishes raw (a shared name: see docs/decisions.md).
     """
     from pyspark.sql import functions as F
 
+    def token_sequences(accounts: DataFrame) -> DataFrame:
+        parts = [
+            accounts.select(F.col(column).cast("string").alias("value"), F.lit(kind).alias("kind"))
+            for column, kind in IDENTIFIER_KINDS.items()
+        ]
+        values = parts[0].unionByName(parts[1]).unionByName(parts[2]).where(F.col("value").isNotNull())
+        toks = F.filter(F.split(F.lower(F.col("value")), TOKEN_SPLIT_RE), lambda t: t != F.lit(""))
+        return values.select("kind", toks.alias("toks")).where(F.size("toks") > 0)
+
     below = unhashed_accounts.where(F.col("follower_count") < F.lit(threshold))
-    parts = [
-        below.select(F.col(column).cast("string").alias("value"), F.lit(kind).alias("kind"))
-        for column, kind in IDENTIFIER_KINDS.items()
-    ]
-    values = parts[0].unionByName(parts[1]).unionByName(parts[2]).where(F.col("value").isNotNull())
-    toks = F.filter(F.split(F.lower(F.col("value")), TOKEN_SPLIT_RE), lambda t: t != F.lit(""))
+    # A name that an account at or above the threshold publishes under its raw name identifies
+    # neither account ("Reza Ahmadi" x3): it is legitimately in the public variant.
+    public = token_sequences(unhashed_accounts.where(F.col("follower_count") >= F.lit(threshold)))
     return (
-        values.select("kind", toks.alias("toks"))
-        .where(F.size("toks") > 0)
+        token_sequences(below)
+        .join(F.broadcast(public.select("toks").distinct()), on="toks", how="left_anti")
         .dropDuplicates(["kind", "toks"])
         .withColumn("identifier_id", F.monotonically_increasing_id())
         .select("identifier_id", "kind", F.size("toks").alias("n_tokens"), F.posexplode("toks"))
@@ -93,8 +101,12 @@ class IdentifierSet:
         return len(self.sequences)
 
     def count_hits(self, text: str) -> int:
-        """How many identifier occurrences ``text`` contains (HTML entities decoded first)."""
-        toks = tokens(html.unescape(text))
+        """How many identifier occurrences ``text`` contains.
+
+        HTML tags are dropped and entities decoded first, so markup between the words of a
+        display name (``<b>first</b> last``) cannot hide it from the Data Docs scan.
+        """
+        toks = tokens(html.unescape(_TAG_RE.sub(" ", text)))
         hits = 0
         for i, tok in enumerate(toks):
             for seq in self.by_first.get(tok, ()):
