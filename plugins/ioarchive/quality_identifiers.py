@@ -46,7 +46,8 @@ def identifier_frame(unhashed_accounts: DataFrame, threshold: int) -> DataFrame:
     Columns: ``identifier_id`` (one per distinct sequence and kind), ``kind`` (userid,
     screen_name, display_name), ``pos``, ``n_tokens``, ``token``. Identifiers with no token (an
     emoji-only display name) cannot be matched as tokens and are dropped; so are sequences that
-    an account at or above the threshold publishes raw (a shared name: see docs/decisions.md).
+    are part of a name an account at or above the threshold publishes raw (shared
+    vocabulary: see docs/decisions.md).
     """
     from pyspark.sql import functions as F
 
@@ -60,12 +61,20 @@ def identifier_frame(unhashed_accounts: DataFrame, threshold: int) -> DataFrame:
         return values.select("kind", toks.alias("toks")).where(F.size("toks") > 0)
 
     below = unhashed_accounts.where(F.col("follower_count") < F.lit(threshold))
-    # A name that an account at or above the threshold publishes under its raw name identifies
-    # neither account ("Reza Ahmadi" x3): it is legitimately in the public variant.
+    # Words that accounts at or above the threshold publish in their raw names ("Reza Ahmadi"
+    # x3, a screen name "Reza") are shared vocabulary: they identify no pseudonymized account and
+    # are legitimately in the public variant. Every contiguous token run of a public name is
+    # removed from the search set.
     public = token_sequences(unhashed_accounts.where(F.col("follower_count") >= F.lit(threshold)))
+    public_runs = (
+        public.select("toks", F.explode(F.sequence(F.lit(1), F.size("toks"))).alias("start"))
+        .select("toks", "start", F.explode(F.sequence(F.lit(1), F.size("toks") - F.col("start") + 1)).alias("n"))
+        .select(F.slice("toks", F.col("start"), F.col("n")).alias("toks"))
+        .distinct()
+    )
     return (
         token_sequences(below)
-        .join(F.broadcast(public.select("toks").distinct()), on="toks", how="left_anti")
+        .join(F.broadcast(public_runs), on="toks", how="left_anti")
         .dropDuplicates(["kind", "toks"])
         .withColumn("identifier_id", F.monotonically_increasing_id())
         .select("identifier_id", "kind", F.size("toks").alias("n_tokens"), F.posexplode("toks"))
