@@ -429,21 +429,17 @@ def extract_campaign(
              ("negative_count", _negative("j.quote_count", "j.reply_count", "j.favorite_count", "j.retweet_count"))],
             [("deleted", F.col("_del").isNotNull()),
              ("not_campaign_account", F.col("cid").isNull())],
-        )
-        # Cache flat output columns, not the parsed struct: Spark's in-memory cache handles
-        # deeply nested structs slowly.
-        post = post.select("blk", "mid", "value", "disposition", "reason", F.col("j.user.id_str").alias("_uid"),
-                           *_post_columns(), F.col("j.entities.user_mentions").alias("_mentions")).persist()
+        ).persist()
         cached.append(post)
         released = post.where(F.col("disposition") == "released")
-        posts = released.select("_uid", *[c for c in POST_COLUMNS if c not in ACCOUNT_COLUMNS]).join(
+        posts = released.select(F.col("j.user.id_str").alias("_uid"), *_post_columns()).join(
             F.broadcast(accounts), F.col("_uid") == accounts["userid"], "left"
         ).select(*[F.col("_uid").alias("userid") if c == "userid" else F.col(c) for c in POST_COLUMNS])
         posts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "posts")))
         _book(books, quarantine, "posts", post, files["posts"].name)
 
         # identities: campaign accounts and every screen/display name seen for them
-        mentions = released.select(F.explode("_mentions").alias("m")).select(
+        mentions = released.select(F.explode("j.entities.user_mentions").alias("m")).select(
             F.col("m.id_str").alias("userid"), F.col("m.screen_name").alias("screen_name"))
         _write_identities(spark, layout, campaign_ids, accounts, mentions)
 
