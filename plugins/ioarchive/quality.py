@@ -11,8 +11,8 @@ file data context kept in ``validation/<variant>/gx/``, builds Data Docs per var
 Privacy of the report itself: results of the hashed variant are passed through
 ``IdentifierSet.redact`` before they are stored, rendered or summarized, column expectations run
 with ``exclude_unexpected_values`` (row keys only), query expectations select row keys only, and
-the rendered hashed Data Docs are scanned for raw identifiers at the end: a hit deletes them
-and fails the gate. The unhashed variant's docs stay in their own member-only folder.
+the stored hashed results are scanned for raw identifiers at the end: a hit deletes the hashed
+Data Docs and fails the gate. The unhashed variant's docs stay in their own member-only folder.
 """
 
 from __future__ import annotations
@@ -349,16 +349,23 @@ def _local_path(url: str | None) -> Path | None:
 
 
 def _check_docs_clean(gx_root: Path, identifiers: IdentifierSet) -> None:
-    """Fail closed if any rendered or stored file of the hashed context names a raw identifier."""
+    """Fail closed if a stored hashed validation result carries a raw identifier.
+
+    Data Docs render these results next to static text (suite files, GX templates); only the
+    results come from the data, so only their data-bearing parts (``result``,
+    ``exception_info``) are scanned: a pseudonymized account whose screen name is a common word
+    ("Media") must not fail the gate because a template says "media".
+    """
     offending = []
-    for path in sorted(gx_root.rglob("*")):
-        if path.is_file() and path.suffix in (".html", ".json"):
-            if identifiers.count_hits(path.read_text(encoding="utf-8", errors="replace")):
-                offending.append(path)
+    for path in sorted((gx_root / "uncommitted" / "validations").rglob("*.json")):
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        data = [[r.get("result"), r.get("exception_info")] for r in stored.get("results", [])]
+        if identifiers.count_hits(json.dumps(data, ensure_ascii=False, default=str)):
+            offending.append(path)
     if offending:
         shutil.rmtree(gx_root, ignore_errors=True)
         raise DataDocsLeak(
-            f"hashed Data Docs under {gx_root} named a raw identifier of a pseudonymized account in "
-            f"{len(offending)} file(s) (first: {offending[0].name}); they were deleted. "
+            f"hashed validation results under {gx_root} named a raw identifier of a pseudonymized account "
+            f"in {len(offending)} file(s) (first: {offending[0].name}); the hashed Data Docs were deleted. "
             "Report this to the ioarchive maintainers: a GX result format exposed values."
         )
