@@ -489,6 +489,7 @@ def extract_campaign(
 
     quarantine.sort(key=lambda r: (r["source_file"], r["line"]))
     reconcile.append_quarantine(layout.quarantine_records, quarantine)
+    layout.quarantine_dir.mkdir(parents=True, exist_ok=True)
     layout.quarantine_records.touch()
     data = reconcile.save(layout, books)
     if not data["balanced"]:  # cannot happen by construction; a loud failure if it ever does
