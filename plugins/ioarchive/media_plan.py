@@ -18,18 +18,16 @@ target unless it holds one file that is larger by itself.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ioarchive.filelock import file_lock
 from ioarchive.media_zip import ZIP64_LIMIT, ZipSizer
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES
 from ioarchive.staging import StagingLayout
@@ -184,17 +182,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-@contextlib.contextmanager
-def _plan_lock(layout: StagingLayout) -> Iterator[None]:
-    """The plan file holds both variants; variants may be planned by concurrent tasks."""
-    lock = layout.root / "work" / ".media_plan.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def load_plan(layout: StagingLayout) -> dict[str, Any]:
@@ -288,7 +275,7 @@ def plan_media(
         "archives": [a.to_dict() for a in archives],
         "rejected": rejected,
     }
-    with _plan_lock(layout):
+    with file_lock(layout.root / "work" / ".media_plan.lock"):
         try:
             plan = load_plan(layout)
         except (MediaPlanError, json.JSONDecodeError):

@@ -11,14 +11,12 @@ packer may quarantine from several tasks of the same run.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ioarchive.filelock import file_lock
 from ioarchive.staging import StagingLayout
 
 TABLES: tuple[str, ...] = ("accounts", "posts", "media")
@@ -112,7 +110,7 @@ def move_to_quarantine(
         raise ValueError(f"count must be >= 0, got {count}")
     if records is not None and len(records) != count:
         raise ValueError(f"{len(records)} quarantine records given for count {count} ({table}/{reason})")
-    with _locked(layout):
+    with file_lock(layout.root / ".reconciliation.lock"):
         data = load(layout)
         entry = data["tables"][table]
         if count > entry["released"]:
@@ -135,14 +133,3 @@ def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-@contextlib.contextmanager
-def _locked(layout: StagingLayout) -> Iterator[None]:
-    """Advisory lock so concurrent read-modify-write of the books cannot lose an update."""
-    lock_path = layout.root / ".reconciliation.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
