@@ -118,6 +118,33 @@ def test_publication_signoff_changes_manifest_but_not_readme(release) -> None:
     assert [s["by"] for s in manifest["signoffs"]] == ["reviewer-a", "reviewer-b"]
 
 
+def test_refresh_signoffs_before_publication_equals_a_render_after_the_signoff(release) -> None:
+    """The publish step records the publication sign-off in the manifest, changing nothing else."""
+    from ioarchive.manifest import refresh_signoffs
+
+    layout, campaign = release
+    signoffs = json.loads(layout.signoffs.read_text())
+    write_json(layout.signoffs, signoffs[1:])  # rendered while only the attribution gate was answered
+    render_release(layout.root, campaign, RELEASE_ID)
+    others = {p: p.read_bytes() for v in ("hashed", "unhashed") for p in (layout.readme(v), layout.sha256sums(v))}
+    write_json(layout.signoffs, signoffs)  # then the publication sign-off
+    refreshed = {v: refresh_signoffs(layout, v, RAW_IDS) for v in ("hashed", "unhashed")}
+    refreshed_bytes = {v: layout.manifest(v).read_bytes() for v in ("hashed", "unhashed")}
+    assert [s["gate"] for s in refreshed["hashed"]["signoffs"]] == ["attribution", "publication"]
+    assert refreshed["hashed"]["generated_at"] == "2021-03-02T10:00:00+00:00"
+    assert {p: p.read_bytes() for p in others} == others
+    refresh_signoffs(layout, "hashed", RAW_IDS)  # a rerun of the publish task: same bytes
+    assert layout.manifest("hashed").read_bytes() == refreshed_bytes["hashed"]
+    render_release(layout.root, campaign, RELEASE_ID)  # a full re-render agrees byte for byte
+    assert {v: layout.manifest(v).read_bytes() for v in ("hashed", "unhashed")} == refreshed_bytes
+    # A sign-off comment naming a raw account id never reaches the public manifest.
+    signoffs[0]["comment"] = f"see account {RAW_IDS[0]}"
+    write_json(layout.signoffs, signoffs)
+    with pytest.raises(ManifestError, match="raw campaign account id"):
+        refresh_signoffs(layout, "hashed", RAW_IDS)
+    assert layout.manifest("hashed").read_bytes() == refreshed_bytes["hashed"]
+
+
 def test_hashed_render_reads_nothing_of_the_unhashed_side(release) -> None:
     layout, campaign = release
     seen: list[str] = []

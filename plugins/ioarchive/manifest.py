@@ -433,6 +433,28 @@ def write_sha256sums(manifest: dict[str, Any], release_dir: Path) -> Path:
     return path
 
 
+def refresh_signoffs(layout: StagingLayout, variant: str, account_ids: Iterable[str] = ()) -> dict[str, Any]:
+    """Bring the staged manifest's sign-offs up to date before it is published.
+
+    The manifest is rendered before the publication sign-off (the reviewer reads it), so the
+    publish step adds that sign-off here: ``signoffs`` and ``generated_at`` change, nothing else
+    does (files, SHA256SUMS and README do not list sign-offs). Idempotent: a rerun with the same
+    sign-offs rewrites the same bytes.
+    """
+    release_dir = layout.release_dir(variant)
+    manifest = load_manifest(release_dir / MANIFEST_NAME)
+    signoffs = load_signoffs(layout)
+    manifest["signoffs"] = signoffs
+    if signoffs:
+        manifest["generated_at"] = str(signoffs[-1]["at"])
+    if variant == "hashed":
+        check_no_raw_ids(manifest, account_ids)
+    data = dumps(manifest)
+    if (release_dir / MANIFEST_NAME).read_bytes() != data:
+        write_manifest(manifest, release_dir)
+    return manifest
+
+
 def dumps(manifest: dict[str, Any]) -> bytes:
     """Canonical bytes: sorted keys, 2-space indent, ASCII (\\u escapes), trailing newline."""
     return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode("ascii")

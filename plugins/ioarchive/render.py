@@ -325,15 +325,19 @@ def render_release(
     public_base_url: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Render every requested variant; returns ``{variant: manifest}``."""
+    from ioarchive import drills
+
     layout = StagingLayout(Path(staging_dir), release_id)
     campaign = Campaign.load(campaign_dir)
-    return {
-        variant: render_variant(
+    manifests: dict[str, dict[str, Any]] = {}
+    for variant in variants:
+        if manifests:
+            drills.hold(drills.RENDER)  # one variant rendered, the next not yet
+        manifests[variant] = render_variant(
             layout, campaign, variant, version=version, changelog=changelog, generated_at=generated_at,
             archive_target_bytes=archive_target_bytes, threshold=threshold, public_base_url=public_base_url,
         )
-        for variant in variants
-    }
+    return manifests
 
 
 # --- catalog -------------------------------------------------------------------------------
