@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv check-prereqs test lint demo up down lock clean bench browser test-e2e-release
+.PHONY: help venv check-prereqs test lint demo up down lock clean bench browser test-e2e
 
 help:
 	@echo "make demo   run a whole release on a generated campaign and print where the results are"
@@ -45,9 +45,10 @@ browser:
 test: venv lint browser
 	$(BIN)/python -m pytest
 
-# The whole release under Airflow on SQLite and PostgreSQL (longer than the suite's budget).
-test-e2e-release: venv browser
-	IOARCHIVE_E2E_RELEASE=1 $(BIN)/python -m pytest tests/e2e/test_release_e2e.py
+# Only the end-to-end part of the suite: whole releases under Airflow (SQLite, PostgreSQL with the
+# kill-and-clear drill) and the reviewer flow in Chromium.
+test-e2e: venv browser
+	$(BIN)/python -m pytest tests/e2e
 
 demo: venv
 	$(BIN)/python -m ioarchive.demo

@@ -26,24 +26,6 @@ DEFAULT_REVIEWERS = [r.strip() for r in os.environ.get("IOARCHIVE_REVIEWERS", "r
 REGISTRY_POKE_SECONDS = int(os.environ.get("IOARCHIVE_REGISTRY_POKE_SECONDS", "300"))
 
 
-def _no_retry_on_bad_input(func, *args, **kwargs):
-    """Run a step; input or policy errors fail the task at once (a retry cannot fix them)."""
-    from airflow.sdk.exceptions import AirflowFailException
-    from ioarchive.campaign import InvalidRelease
-
-    no_retry: tuple[type[BaseException], ...] = (InvalidRelease, release_tasks.QualityGateFailed)
-    try:
-        from ioarchive.publish import PublishRefused
-
-        no_retry += (PublishRefused,)
-    except ImportError:
-        pass
-    try:
-        return func(*args, **kwargs)
-    except no_retry as exc:
-        raise AirflowFailException(str(exc)) from exc
-
-
 comment_param = {
     "comment": Param(
         "",
@@ -97,7 +79,7 @@ with DAG(
     @task
     def validate_request(params=None) -> dict:
         """Check the form and the campaign folder; returns what the attribution reviewer sees."""
-        return _no_retry_on_bad_input(release_tasks.validate_request, params)
+        return release_tasks.no_retry_on_bad_input(release_tasks.validate_request, params)
 
     attribution_signoff = ReleaseGateOperator(
         task_id="attribution_signoff",
@@ -118,7 +100,7 @@ with DAG(
 
     @task
     def extract(params=None) -> dict:
-        return _no_retry_on_bad_input(release_tasks.extract, params)
+        return release_tasks.no_retry_on_bad_input(release_tasks.extract, params)
 
     @task
     def pseudonymize(params=None) -> None:
@@ -126,7 +108,7 @@ with DAG(
 
     @task
     def quality_gate(params=None) -> dict:
-        return _no_retry_on_bad_input(release_tasks.quality_gate, params)
+        return release_tasks.no_retry_on_bad_input(release_tasks.quality_gate, params)
 
     @task
     def plan_media(params=None) -> list[dict]:
@@ -161,7 +143,7 @@ with DAG(
 
     @task
     def publish(variant: str, params=None) -> dict:
-        return _no_retry_on_bad_input(release_tasks.publish, params, variant)
+        return release_tasks.no_retry_on_bad_input(release_tasks.publish, params, variant)
 
     @task
     def update_catalog(params=None) -> list[str]:

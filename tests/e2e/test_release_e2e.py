@@ -1,18 +1,23 @@
 """End to end: a real Airflow (api-server, scheduler, dag-processor, triggerer) and a real S3 server.
 
 One stack per metadata database (SQLite, then PostgreSQL), shared by every scenario of this
-module. Everything is driven through the REST API as named users, as reviewers would:
+module. Everything is driven through the REST API as named users, as reviewers and on-call would:
 
-- the happy path: attribution approved by reviewer_a; the run waits (task ``up_for_reschedule``,
-  no worker slot) while an investigation is open; the registry row is concluded; extraction,
-  pseudonymization, media, quality and render run; publication approved by reviewer_b; both
-  buckets hold exactly the bytes their manifests list, and ``verify`` passes on both;
+- the whole release: attribution approved by reviewer_a; the run waits (task
+  ``up_for_reschedule``, no worker slot) while an investigation is open; the registry row is
+  concluded; extraction, pseudonymization, media, quality and render run; publication approved
+  by reviewer_b; both buckets hold exactly the bytes their manifests list, and ``verify``
+  passes on both. On SQLite the run is undisturbed. On PostgreSQL it is the rerun drill
+  (issue #8): every writing task (extract, pseudonymize, pack_media, render, publish, catalog)
+  is SIGKILLed once in the middle of its writes (``ioarchive.drills`` hold points) and cleared
+  through the REST API with the runbook's request; the published objects must be byte-identical
+  to the undisturbed run's (the manifests differ only in the sign-off times);
 - a rejected attribution fails the run, names who rejected and why, publishes nothing;
 - a self-approval by the user who triggered the run fails it (four eyes);
 - the public bucket guard refuses the unhashed variant (library call against the same S3).
 
 The scenario runs are triggered together when the stack is up, so their gates wait in
-parallel (``awaiting_input`` holds no slot) while the happy path runs its Spark steps.
+parallel (``awaiting_input`` holds no slot) while the whole release runs its Spark steps.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import time
 from pathlib import Path
 
 import pytest
+from ioarchive import drills
+from ioarchive.drills import DRILL_DIR_ENV
 from ioarchive.stack import (
     MEMBER_BUCKET,
     PUBLIC_BUCKET,
@@ -36,13 +43,6 @@ from ioarchive.stack import (
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
-
-FULL_RELEASE = os.environ.get("IOARCHIVE_E2E_RELEASE") == "1"
-"""The whole-release scenario (Spark, GX, media, publication under Airflow) takes longer than the
-suite's 20-minute budget allows on 2 cores today; `make test-e2e-release` runs it."""
-needs_full_release = pytest.mark.skipif(
-    not FULL_RELEASE, reason="whole-release e2e runs with `make test-e2e-release` (IOARCHIVE_E2E_RELEASE=1)"
-)
 
 DAG_ID = "io_release"
 REVIEWER_A, REVIEWER_B = REVIEWERS
@@ -94,12 +94,13 @@ def stack(request, tmp_path_factory, e2e_campaign):
     """One running stack per metadata DB, with the scenario runs already triggered."""
     pg_name = _create_pg_database() if request.param == "postgresql" else None
     state = tmp_path_factory.mktemp(f"stack_{request.param}")
+    (state / "drills").mkdir()
     the_stack = Stack(
         state_dir=state,
         api_port=free_port(),
         metadata_db=f"postgresql://root@127.0.0.1:5432/{pg_name}" if pg_name else "",
         registry_poke_seconds=3,
-        extra_env={"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "600"},
+        extra_env={"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "600", DRILL_DIR_ENV: str(state / "drills")},
     )
     try:
         the_stack.up(timeout=240)
@@ -109,12 +110,13 @@ def stack(request, tmp_path_factory, e2e_campaign):
         the_stack.runs = {  # type: ignore[attr-defined]
             name: _trigger(client, e2e_campaign, release_id, reviewers)
             for name, release_id, reviewers in (
-                *((("ok", RELEASE_OK, list(REVIEWERS)),) if FULL_RELEASE else ()),
+                ("ok", RELEASE_OK, list(REVIEWERS)),
                 ("reject", RELEASE_REJECT, list(REVIEWERS)),
                 ("self", RELEASE_SELF, [TRIGGER_USER, REVIEWER_A]),
             )
         }
         the_stack.client = client  # type: ignore[attr-defined]
+        the_stack.metadata = request.param  # type: ignore[attr-defined]
         yield the_stack
     finally:
         the_stack.down()
@@ -171,11 +173,108 @@ def _assert_nothing_published(stack: Stack, release_id: str) -> None:
 
 # --- scenarios --------------------------------------------------------------------------------
 
-@needs_full_release
+UNDISTURBED: dict[str, dict[str, bytes]] = {}
+"""Objects published by the undisturbed (SQLite) run, per bucket: what the drill run must equal."""
+
+RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
+
+
+def _process_title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _worker_process(pid: int) -> tuple[int, str]:
+    """The Airflow task process running ``pid`` (itself or an ancestor) and its task-instance id.
+
+    Airflow's task runner retitles itself ``airflow worker -- <ti id>``; a Spark step's child
+    process is below it.
+    """
+    probe = pid
+    while probe > 1:
+        title = _process_title(probe)
+        if title.startswith("airflow worker -- "):
+            return probe, title.split("-- ", 1)[1].strip()
+        probe = _parent(probe)
+    raise AssertionError(f"no 'airflow worker' process above pid {pid} ({_process_title(pid)!r})")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def runbook_clear_request(run_id: str, task_id: str) -> dict:
+    """The body of the runbook's clearTaskInstances command, placeholders filled in."""
+    text = RUNBOOK.read_text()
+    block = text[text.index("clearTaskInstances"):]
+    body = block[block.index("-d '") + 4:block.index("'\n", block.index("-d '"))]
+    filled = body.replace("<run id>", run_id).replace("<task id>", task_id)
+    return json.loads(filled)
+
+
+def _kill_and_clear(stack: Stack, run_id: str, point: str) -> str:
+    """Wait for the run to hold at ``point``, SIGKILL its task process, clear it as on-call does."""
+    import signal
+
+    client: AirflowClient = stack.client  # type: ignore[attr-defined]
+    reached = stack.state_dir / "drills" / f"{point}.reached"
+    deadline = time.monotonic() + 1200
+    while not (reached.exists() and reached.read_text()):
+        if client.run(DAG_ID, run_id, TRIGGER_USER)["state"] in ("success", "failed"):
+            raise AssertionError(f"the run ended before reaching {point}: {client.task_states(DAG_ID, run_id, TRIGGER_USER)}")
+        assert time.monotonic() < deadline, f"{point} never reached: {client.task_states(DAG_ID, run_id, TRIGGER_USER)}"
+        time.sleep(0.5)
+    holder = json.loads(reached.read_text())["pid"]
+    worker, ti_id = _worker_process(holder)
+    listing = client.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=1000", TRIGGER_USER)
+    ti = next(t for t in listing["task_instances"] if t["id"] == ti_id)
+    os.kill(worker, signal.SIGKILL)
+    key = ti["task_id"] if ti["map_index"] == -1 else f"{ti['task_id']}[{ti['map_index']}]"
+    client.wait_task_state(DAG_ID, run_id, key, {"up_for_retry", "failed"}, TRIGGER_USER, timeout=300)
+    end = time.monotonic() + 30
+    while _alive(holder) and time.monotonic() < end:
+        time.sleep(0.2)
+    assert not _alive(holder), f"pid {holder} ({_process_title(holder)}) outlived its killed task: it would keep writing"
+    cleared = client.call("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", TRIGGER_USER,
+                          runbook_clear_request(run_id, ti["task_id"]))
+    assert ti["task_id"] in {t["task_id"] for t in cleared["task_instances"]}, cleared
+    return ti["task_id"]
+
+
+def test_runbook_clear_request_is_what_the_drill_sends() -> None:
+    body = runbook_clear_request("r1", "extract")
+    assert body == {"dag_run_id": "r1", "task_ids": ["extract"], "include_downstream": True,
+                    "only_failed": False, "dry_run": False}
+
+
+def _normalized_manifest(data: bytes) -> dict:
+    """A manifest without the times of its sign-offs (the only thing two runs cannot share)."""
+    manifest = json.loads(data)
+    manifest.pop("generated_at")
+    for signoff in manifest["signoffs"]:
+        signoff.pop("at")
+    return manifest
+
+
 def test_release_end_to_end(stack, e2e_campaign):
     client: AirflowClient = stack.client  # type: ignore[attr-defined]
     run_id = stack.runs["ok"]  # type: ignore[attr-defined]
+    drill = stack.metadata == "postgresql"  # type: ignore[attr-defined]
     campaign = json.loads((e2e_campaign / "campaign.json").read_text())
+    if drill:
+        for point in drills.POINTS:
+            (stack.state_dir / "drills" / f"{point}.hold").write_text("")
 
     # Gate 1: the reviewer sees the campaign, the attribution statement and counts.
     gate = _wait_gate(stack, run_id, "attribution_signoff")
@@ -194,18 +293,30 @@ def test_release_end_to_end(stack, e2e_campaign):
     for investigation in campaign["investigation_ids"]:
         stack.set_investigation(campaign["campaign_id"], investigation, "concluded", "integrity_lead")
 
+    killed: list[str] = []
+    if drill:
+        for point in (drills.EXTRACT, drills.PSEUDONYMIZE, drills.PACK_MEDIA, drills.RENDER):
+            killed.append(_kill_and_clear(stack, run_id, point))
+
     # Gate 4: publication sign-off shows the reviewer summary; a second reviewer approves.
     gate = _wait_gate(stack, run_id, "publication_signoff")
     assert "hashed" in gate["body"] and "unhashed" in gate["body"]
     assert "README.md" in gate["body"]
     client.answer(DAG_ID, run_id, "publication_signoff", REVIEWER_B, "Approve", "counts and quality checked")
-    state = client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=600)
+    if drill:
+        for point in (drills.PUBLISH, drills.CATALOG):
+            killed.append(_kill_and_clear(stack, run_id, point))
+        assert killed[:4] == ["extract", "pseudonymize", "pack_media", "render"]
+        assert killed[4] in {"publish_public", "publish_member"} and killed[5] == "update_catalog"
+    state = client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=900)
     assert state == "success", client.task_states(DAG_ID, run_id, TRIGGER_USER)
 
     # Both buckets hold exactly the bytes their manifests list, and nothing else.
     staging = stack.staging_root / RELEASE_OK / "v1" / "release"
+    published: dict[str, dict[str, bytes]] = {}
     for bucket, variant in ((PUBLIC_BUCKET, "hashed"), (MEMBER_BUCKET, "unhashed")):
         objects = _released_keys(stack, bucket, RELEASE_OK)
+        published[bucket] = dict(objects)
         prefix = f"releases/{RELEASE_OK}/v1/"
         manifest_bytes = objects.pop(prefix + "manifest.json")
         assert manifest_bytes == (staging / variant / "manifest.json").read_bytes()
@@ -221,7 +332,9 @@ def test_release_end_to_end(stack, e2e_campaign):
         assert by_gate["attribution"]["by"] == REVIEWER_A and by_gate["attribution"]["decision"] == "approved"
         assert by_gate["publication"]["by"] == REVIEWER_B and by_gate["publication"]["decision"] == "approved"
         assert TRIGGER_USER not in {s["by"] for s in manifest["signoffs"]}
-    assert not any("unhashed" in key for key in _released_keys(stack, PUBLIC_BUCKET, RELEASE_OK))
+        uploads = stack.s3_client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        assert uploads == [], f"{bucket}: unfinished multipart uploads left behind: {uploads}"
+    assert not any("unhashed" in key for key in published[PUBLIC_BUCKET])
 
     # ioarchive verify passes on both published versions; the public catalog lists the release.
     from ioarchive.publish import s3_store
@@ -234,8 +347,22 @@ def test_release_end_to_end(stack, e2e_campaign):
     catalog = json.loads(stack.s3_client().get_object(Bucket=PUBLIC_BUCKET, Key="catalog/releases.json")["Body"].read())
     assert RELEASE_OK in json.dumps(catalog)
 
+    if not drill:
+        UNDISTURBED.update(published)
+        return
+    # The drill: same objects, same bytes as the undisturbed run; manifests differ only in times.
+    if not UNDISTURBED:
+        pytest.fail("the undisturbed SQLite release did not complete, so the drill has nothing to compare with")
+    for bucket, objects in published.items():
+        reference = UNDISTURBED[bucket]
+        assert sorted(objects) == sorted(reference), f"{bucket}: duplicate or orphaned objects after the drill"
+        for key, data in objects.items():
+            if key.endswith("/manifest.json"):
+                assert _normalized_manifest(data) == _normalized_manifest(reference[key]), key
+            else:
+                assert hashlib.sha256(data).hexdigest() == hashlib.sha256(reference[key]).hexdigest(), key
 
-@needs_full_release
+
 def test_public_bucket_guard_refuses_the_unhashed_variant(stack):
     """A library call against the same S3 server: unhashed data never reaches the public bucket."""
     from ioarchive.publish import PublishRefused, publish_release, s3_store
