@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 DRILL_DIR_ENV = "IOARCHIVE_DRILL_DIR"
 HOLD_SECONDS_ENV = "IOARCHIVE_DRILL_HOLD_SECONDS"
 
-# The hold points, in the order a release reaches them (tests/e2e drives them in this order).
+# The hold points, in the order a release reaches them (tests/e2e drives them in this order; see tests/e2e/test_release_e2e.py).
 EXTRACT = "extract.after_work_tables"
 PSEUDONYMIZE = "pseudonymize.after_work_tables"
 PACK_MEDIA = "pack_media.mid_archive"

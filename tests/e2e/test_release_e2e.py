@@ -1,13 +1,14 @@
 """End to end: a real Airflow (api-server, scheduler, dag-processor, triggerer) and a real S3 server.
 
 One stack per metadata database (SQLite, then PostgreSQL), shared by every scenario of this
-module. Everything is driven through the REST API as named users, as reviewers and on-call would:
+module (PostgreSQL first, then SQLite). Everything is driven through the REST API as named
+users, as reviewers and on-call would:
 
 - the whole release: attribution approved by reviewer_a; the run waits (task
   ``up_for_reschedule``, no worker slot) while an investigation is open; the registry row is
   concluded; extraction, pseudonymization, media, quality and render run; publication approved
   by reviewer_b; both buckets hold exactly the bytes their manifests list, and ``verify``
-  passes on both. On SQLite the run is undisturbed. On PostgreSQL it is the rerun drill
+  passes on both. On PostgreSQL the run is undisturbed. On SQLite it is the rerun drill
   (issue #8): every writing task (extract, pseudonymize, pack_media, render, publish, catalog)
   is SIGKILLed once in the middle of its writes (``ioarchive.drills`` hold points) and cleared
   through the REST API with the runbook's request; the published objects must be byte-identical
@@ -31,7 +32,6 @@ from pathlib import Path
 
 import pytest
 from ioarchive import drills
-from ioarchive.drills import DRILL_DIR_ENV
 from ioarchive.stack import (
     MEMBER_BUCKET,
     PUBLIC_BUCKET,
@@ -39,14 +39,13 @@ from ioarchive.stack import (
     TRIGGER_USER,
     AirflowClient,
     Stack,
-    free_port,
 )
+from support.stacks import start_stack, stop_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
 DAG_ID = "io_release"
 REVIEWER_A, REVIEWER_B = REVIEWERS
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=root dbname=postgres"
 RELEASE_OK = "e2eok_202102"
 RELEASE_REJECT = "e2ereject_202102"
 RELEASE_SELF = "e2eself_202102"
@@ -65,45 +64,18 @@ def e2e_campaign(tmp_path_factory) -> Path:
     return out
 
 
-def _create_pg_database() -> str:
-    psycopg2 = pytest.importorskip("psycopg2")
-    name = f"ioarchive_e2e_{secrets.token_hex(4)}"
-    try:
-        conn = psycopg2.connect(PG_ADMIN_DSN, connect_timeout=5)
-    except psycopg2.OperationalError as exc:
-        pytest.skip(f"no local PostgreSQL on 127.0.0.1:5432 ({exc})")
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    return name
-
-
-def _drop_pg_database(name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(PG_ADMIN_DSN, connect_timeout=5)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
 def stack(request, tmp_path_factory, e2e_campaign):
-    """One running stack per metadata DB, with the scenario runs already triggered."""
-    pg_name = _create_pg_database() if request.param == "postgresql" else None
-    state = tmp_path_factory.mktemp(f"stack_{request.param}")
-    (state / "drills").mkdir()
-    the_stack = Stack(
-        state_dir=state,
-        api_port=free_port(),
-        metadata_db=f"postgresql://root@127.0.0.1:5432/{pg_name}" if pg_name else "",
-        registry_poke_seconds=3,
-        extra_env={"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "600", DRILL_DIR_ENV: str(state / "drills")},
-    )
+    """One running stack per metadata DB, with the scenario runs already triggered.
+
+    PostgreSQL first (its stack is stopped when the module moves on), then the session's shared
+    SQLite stack, which the browser module uses after this one.
+    """
+    if request.param == "sqlite":
+        the_stack = request.getfixturevalue("sqlite_stack")
+    else:
+        the_stack = start_stack(tmp_path_factory.mktemp("stack_postgresql"), "postgresql")
     try:
-        the_stack.up(timeout=240)
         client = AirflowClient.for_stack(the_stack)
         client.wait_for_dag(DAG_ID, TRIGGER_USER)
         client.unpause(DAG_ID, TRIGGER_USER)
@@ -119,9 +91,8 @@ def stack(request, tmp_path_factory, e2e_campaign):
         the_stack.metadata = request.param  # type: ignore[attr-defined]
         yield the_stack
     finally:
-        the_stack.down()
-        if pg_name:
-            _drop_pg_database(pg_name)
+        if request.param != "sqlite":
+            stop_stack(the_stack)
 
 
 def _trigger(client: AirflowClient, campaign: Path, release_id: str, reviewers: list[str]) -> str:
@@ -174,7 +145,7 @@ def _assert_nothing_published(stack: Stack, release_id: str) -> None:
 # --- scenarios --------------------------------------------------------------------------------
 
 UNDISTURBED: dict[str, dict[str, bytes]] = {}
-"""Objects published by the undisturbed (SQLite) run, per bucket: what the drill run must equal."""
+"""Objects published by the undisturbed (PostgreSQL) run, per bucket: what the drill run must equal."""
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
 
@@ -270,12 +241,19 @@ def _normalized_manifest(data: bytes) -> dict:
 def test_release_end_to_end(stack, e2e_campaign):
     client: AirflowClient = stack.client  # type: ignore[attr-defined]
     run_id = stack.runs["ok"]  # type: ignore[attr-defined]
-    drill = stack.metadata == "postgresql"  # type: ignore[attr-defined]
+    drill = stack.metadata == "sqlite"  # type: ignore[attr-defined]
     campaign = json.loads((e2e_campaign / "campaign.json").read_text())
     if drill:
         for point in drills.POINTS:
             (stack.state_dir / "drills" / f"{point}.hold").write_text("")
+    try:
+        _release_end_to_end(stack, client, run_id, drill, campaign)
+    finally:  # a failed drill must not leave holds armed for the next module's runs
+        for armed in (stack.state_dir / "drills").glob("*.hold"):
+            armed.unlink()
 
+
+def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill: bool, campaign: dict) -> None:
     # Gate 1: the reviewer sees the campaign, the attribution statement and counts.
     gate = _wait_gate(stack, run_id, "attribution_signoff")
     assert {u["name"] for u in gate["assigned_users"]} == set(REVIEWERS)
@@ -352,7 +330,7 @@ def test_release_end_to_end(stack, e2e_campaign):
         return
     # The drill: same objects, same bytes as the undisturbed run; manifests differ only in times.
     if not UNDISTURBED:
-        pytest.fail("the undisturbed SQLite release did not complete, so the drill has nothing to compare with")
+        pytest.fail("the undisturbed PostgreSQL release did not complete, so the drill has nothing to compare with")
     for bucket, objects in published.items():
         reference = UNDISTURBED[bucket]
         assert sorted(objects) == sorted(reference), f"{bucket}: duplicate or orphaned objects after the drill"

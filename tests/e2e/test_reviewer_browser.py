@@ -34,7 +34,6 @@ from ioarchive.stack import (
     TRIGGER_USER,
     AirflowClient,
     Stack,
-    free_port,
 )
 from support.browser import (
     ReviewerBrowser,
@@ -80,31 +79,28 @@ def browser_campaign(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def gated(tmp_path_factory, browser_campaign) -> GatedRuns:
-    """A SQLite stack with two runs on their way to the attribution gate; stopped (process groups) after.
+def gated(sqlite_stack, browser_campaign) -> GatedRuns:
+    """Two runs on their way to the attribution gate of the session's SQLite stack.
 
     The fixture does not wait for the gates: the reviewers' login forms load meanwhile (see
-    ``reviewers``).
+    ``reviewers``). Afterwards the runs are marked failed so that the approved one stops its
+    extraction instead of competing with later tests for the 2 cores.
     """
     campaign = json.loads((browser_campaign / "campaign.json").read_text())
-    stack = Stack(
-        state_dir=tmp_path_factory.mktemp("browser_stack"),
-        api_port=free_port(),
-        registry_poke_seconds=3,
-        extra_env={"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "600"},
-    )
+    stack = sqlite_stack
+    # Investigations concluded up front: once approved, the run goes straight on to extraction.
+    for investigation in campaign["investigation_ids"]:
+        stack.set_investigation(campaign["campaign_id"], investigation, "concluded", "integrity_lead")
+    client = AirflowClient.for_stack(stack)
+    client.wait_for_dag(DAG_ID, TRIGGER_USER)
+    client.unpause(DAG_ID, TRIGGER_USER)
+    runs = {release_id: _trigger(client, browser_campaign, release_id) for release_id in (RELEASE_APPROVE, RELEASE_REJECT)}
     try:
-        stack.up(timeout=240)
-        # Investigations concluded up front: once approved, the run goes straight on to extraction.
-        for investigation in campaign["investigation_ids"]:
-            stack.set_investigation(campaign["campaign_id"], investigation, "concluded", "integrity_lead")
-        client = AirflowClient.for_stack(stack)
-        client.wait_for_dag(DAG_ID, TRIGGER_USER)
-        client.unpause(DAG_ID, TRIGGER_USER)
-        runs = {release_id: _trigger(client, browser_campaign, release_id) for release_id in (RELEASE_APPROVE, RELEASE_REJECT)}
         yield GatedRuns(stack=stack, client=client, campaign=campaign, runs=runs)
     finally:
-        stack.down(grace=5)  # an interrupted Spark extraction need not finish cleanly
+        for run_id in runs.values():
+            if client.run(DAG_ID, run_id, TRIGGER_USER)["state"] not in ("success", "failed"):
+                client.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", TRIGGER_USER, {"state": "failed"})
 
 
 @pytest.fixture(scope="module")
