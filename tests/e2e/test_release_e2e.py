@@ -40,6 +40,7 @@ from ioarchive.stack import (
     AirflowClient,
     Stack,
 )
+from support import runbook
 from support.stacks import start_stack, stop_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
@@ -147,9 +148,6 @@ def _assert_nothing_published(stack: Stack, release_id: str) -> None:
 UNDISTURBED: dict[str, dict[str, bytes]] = {}
 """Objects published by the undisturbed (PostgreSQL) run, per bucket: what the drill run must equal."""
 
-RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbook.md"
-
-
 def _process_title(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -185,15 +183,6 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def runbook_clear_request(run_id: str, task_id: str) -> dict:
-    """The body of the runbook's clearTaskInstances command, placeholders filled in."""
-    text = RUNBOOK.read_text()
-    block = text[text.index("clearTaskInstances"):]
-    body = block[block.index("-d '") + 4:block.index("'\n", block.index("-d '"))]
-    filled = body.replace("<run id>", run_id).replace("<task id>", task_id)
-    return json.loads(filled)
-
-
 def _kill_and_clear(stack: Stack, run_id: str, point: str) -> str:
     """Wait for the run to hold at ``point``, SIGKILL its task process, clear it as on-call does."""
     import signal
@@ -217,16 +206,16 @@ def _kill_and_clear(stack: Stack, run_id: str, point: str) -> str:
     while _alive(holder) and time.monotonic() < end:
         time.sleep(0.2)
     assert not _alive(holder), f"pid {holder} ({_process_title(holder)}) outlived its killed task: it would keep writing"
-    cleared = client.call("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", TRIGGER_USER,
-                          runbook_clear_request(run_id, ti["task_id"]))
+    # On-call's rerun, exactly as docs/runbook.md writes it (token, then clearTaskInstances).
+    script = runbook.fill(runbook.rerun_snippet(), {
+        "<you>": TRIGGER_USER, "<password>": stack.passwords()[TRIGGER_USER],
+        "<run id>": run_id, "<task id>": ti["task_id"],
+    })
+    done = runbook.run(script, env={**stack.env(), "AIRFLOW": stack.base_url})
+    assert done.returncode == 0, done.stderr
+    cleared = json.loads(done.stdout)
     assert ti["task_id"] in {t["task_id"] for t in cleared["task_instances"]}, cleared
     return ti["task_id"]
-
-
-def test_runbook_clear_request_is_what_the_drill_sends() -> None:
-    body = runbook_clear_request("r1", "extract")
-    assert body == {"dag_run_id": "r1", "task_ids": ["extract"], "include_downstream": True,
-                    "only_failed": False, "dry_run": False}
 
 
 def _normalized_manifest(data: bytes) -> dict:
@@ -268,8 +257,17 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
     states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
     assert states["wait_for_investigations"] in {"up_for_reschedule", "queued", "scheduled"}
     assert states["extract"] is None
-    for investigation in campaign["investigation_ids"]:
-        stack.set_investigation(campaign["campaign_id"], investigation, "concluded", "integrity_lead")
+    env = stack.env()
+    for investigation in campaign["investigation_ids"]:  # the runbook's command, as the integrity lead
+        done = runbook.run(runbook.fill(runbook.command("ioarchive investigations set"), {
+            "<campaign_id>": campaign["campaign_id"], "<id>": investigation, "<you>": "integrity_lead"}), env)
+        assert done.returncode == 0 and "concluded" in done.stdout, done.stderr
+    listed = runbook.run(runbook.fill(runbook.command("ioarchive investigations list"),
+                                      {"<campaign_id>": campaign["campaign_id"]}), env)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert sorted((r[1], r[2], r[-1]) for r in rows) == sorted(
+        (i, "concluded", "integrity_lead") for i in campaign["investigation_ids"])
 
     killed: list[str] = []
     if drill:
@@ -322,6 +320,15 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
     for bucket in (PUBLIC_BUCKET, MEMBER_BUCKET):
         report = verify_location(f"s3://{bucket}/releases/{RELEASE_OK}/v1/", store=store)
         assert report.ok, report.format()
+        done = runbook.run(runbook.fill(runbook.command("ioarchive verify s3://"), {
+            "<bucket>": bucket, "<release_id>": RELEASE_OK, "<N>": "1"}), env)
+        assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout + done.stderr
+    done = runbook.run(runbook.fill(runbook.command("ioarchive verify <staging>"), {
+        "<staging>": str(stack.staging_root / RELEASE_OK / "v1")}), env)
+    assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout + done.stderr
+    done = runbook.run(runbook.fill(runbook.command("python -m ioarchive.stack status"),
+                                    {"var/stack": str(stack.state_dir)}), env)
+    assert done.returncode == 0 and "scheduler" in done.stdout, done.stdout + done.stderr
     catalog = json.loads(stack.s3_client().get_object(Bucket=PUBLIC_BUCKET, Key="catalog/releases.json")["Body"].read())
     assert RELEASE_OK in json.dumps(catalog)
 
