@@ -21,7 +21,10 @@ upload, verify, manifest last"):
    complete, verified version; a failure anywhere before leaves no manifest.
 
 Reruns skip objects already present with the same size and SHA-256, so a retried task costs
-HEAD requests only.
+HEAD requests only. Every S3 call rides out a transient outage (connection refused, timeouts,
+5xx, throttling) under the store's :class:`ioarchive.store.RetryPolicy`
+(``IOARCHIVE_S3_RETRY_*``); each retry is logged with the policy, and when the policy is
+exhausted the task fails before the manifest, so nothing half-published is visible.
 """
 
 from __future__ import annotations
@@ -35,9 +38,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ioarchive import drills
 from ioarchive.schema import VARIANTS
 from ioarchive.staging import StagingLayout
-from ioarchive.store import Encryption, ObjectInfo, ObjectStore, S3ObjectStore, s3_client, stream_sha256
+from ioarchive.store import (
+    Encryption,
+    ObjectInfo,
+    ObjectStore,
+    RetryPolicy,
+    S3ObjectStore,
+    s3_client,
+    stream_sha256,
+)
 from ioarchive.verify import MANIFEST_NAME, LocalSource, verify_source
 
 log = logging.getLogger(__name__)
@@ -220,6 +232,10 @@ def publish_release(
         if name not in local_files and name != MANIFEST_NAME:  # SHA256SUMS, unlisted README.md
             local_files[name] = (size, stream_sha256(LocalSource(release_dir).chunks(name))[0])
 
+    retry = getattr(store, "retry", None)
+    log.info("publishing %s v%d (%s) to s3://%s/%s: %d files, manifest.json last%s", release_id, version, variant,
+             bucket, prefix, len(local_files), f"; S3 retry policy {retry.describe()}" if retry else "")
+
     # Scan the remote version before touching it.
     present = _scan_remote(store, bucket, prefix, local_files, local.manifest_bytes, result)
 
@@ -239,6 +255,8 @@ def publish_release(
                 "No manifest was written; rerun the publish task (verified objects are skipped)"
             ) from exc
         result.uploaded.append(name)
+        if len(result.uploaded) == 1:
+            drills.hold(drills.PUBLISH)  # one object up, the rest and the manifest not yet
     for name in sorted(local_files):
         _verify_object(store, bucket, prefix, name, local_files[name], read_back_max_bytes, result)
 
@@ -385,6 +403,8 @@ def publish_catalog(store: ObjectStore, public_bucket: str, rendered_dir: str | 
         if store.get_bytes(public_bucket, key) != data:
             raise PublishFailed(f"s3://{public_bucket}/{key} read back differs from {path}; rerun the catalog task")
         keys.append(key)
+        if len(keys) == 1:
+            drills.hold(drills.CATALOG)  # releases.json replaced, index.html not yet
     log.info("catalog published to s3://%s/catalog/ (%s)", public_bucket, ", ".join(keys))
     return keys
 
@@ -411,9 +431,13 @@ def s3_store(
     endpoint_url: str | None = None,
     multipart_threshold: int | None = None,
     multipart_chunksize: int | None = None,
+    retry: RetryPolicy | None = None,
 ) -> S3ObjectStore:
-    """The object store a DAG task (``aws_conn_id``) or the CLI (``endpoint_url``) publishes through."""
-    kwargs: dict[str, int] = {}
+    """The object store a DAG task (``aws_conn_id``) or the CLI (``endpoint_url``) publishes through.
+
+    ``retry`` defaults to :meth:`RetryPolicy.from_env` (``IOARCHIVE_S3_RETRY_*``).
+    """
+    kwargs: dict[str, Any] = {"retry": retry or RetryPolicy.from_env()}
     if multipart_threshold:
         kwargs["multipart_threshold"] = multipart_threshold
     if multipart_chunksize:

@@ -20,11 +20,7 @@ import gzip
 import json
 import logging
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -198,74 +194,9 @@ def open_investigations(params: dict[str, Any]) -> list[str]:
 
 # --- Spark steps (child process) ----------------------------------------------------------
 
-def run_spark_step(step: str, args: dict[str, Any], key: bytes | None = None, timeout: float | None = None) -> None:
-    """Run one Spark step in a child Python process and stream its output to the task log.
-
-    The key (if any) goes through a 0600 file in a private temporary folder, deleted after.
-    """
-    from ioarchive.pseudonym import write_key_file
-
-    keydir = tempfile.mkdtemp(prefix="ioarchive-key-")  # 0700
-    try:
-        payload = dict(args)
-        if key is not None:
-            payload["key_file"] = str(write_key_file(key, Path(keydir) / "pseudonym.key"))
-        cmd = [sys.executable, "-m", "ioarchive.release_tasks", "spark-step", step, json.dumps(payload)]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        log.info("starting Spark step %s in a child process", step)
-        tail: deque[str] = deque(maxlen=30)
-        with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                tail.append(line)
-                log.info("[%s] %s", step, line)
-            code = proc.wait(timeout=timeout)
-        if code != 0:
-            raise RuntimeError(
-                f"Spark step {step} of release {args.get('release_id')} exited with code {code}; "
-                "last lines:\n" + "\n".join(tail)
-            )
-    finally:
-        shutil.rmtree(keydir, ignore_errors=True)
-
-
-def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
-    """Entry point of the child process: one Spark session, one library call."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from ioarchive.spark import get_spark
-
-    spark = get_spark(f"ioarchive-{step}-{payload.get('release_id')}")
-    try:
-        if step == "extract":
-            from ioarchive.extract import extract_campaign
-            from ioarchive.writers import write_release_tables
-
-            extract_campaign(spark, payload["campaign_dir"], payload["staging_dir"], payload["release_id"])
-            write_release_tables(spark, payload["staging_dir"], payload["release_id"], "unhashed")
-        elif step == "pseudonymize":
-            from ioarchive.pseudonym import load_key_file
-            from ioarchive.pseudonymize import pseudonymize_release
-            from ioarchive.writers import write_release_tables
-
-            key = load_key_file(payload["key_file"])
-            pseudonymize_release(
-                spark, payload["staging_dir"], payload["release_id"], key, payload["key_id"], int(payload["threshold"])
-            )
-            del key
-            write_release_tables(spark, payload["staging_dir"], payload["release_id"], "hashed")
-        elif step == "quality":
-            from ioarchive.quality import validate_release
-
-            validate_release(
-                spark, payload["staging_dir"], payload["release_id"], int(payload["threshold"]),
-                campaign_dir=payload.get("campaign_dir"),
-            )
-        else:
-            raise SystemExit(f"unknown Spark step {step!r}")
-    finally:
-        spark.stop()
-    return 0
+# The Spark step dispatch (local child, spark-submit to a cluster, EMR Serverless) lives in
+# ioarchive.spark_steps; these names stay importable here for the DAG, tests and the CLI entry.
+from ioarchive.spark_steps import _spark_step_main, run_spark_step  # noqa: E402, F401
 
 
 def extract(params: dict[str, Any]) -> dict[str, Any]:
@@ -419,9 +350,12 @@ def _previous_manifests(params: dict[str, Any]) -> dict[str, Any]:
 
 def publish(params: dict[str, Any], variant: str) -> dict[str, Any]:
     """Upload, verify, manifest last: ``s3://<bucket>/releases/<id>/v<N>/``."""
+    from ioarchive.manifest import refresh_signoffs
     from ioarchive.publish import publish_release, s3_store
 
     layout = layout_for(params)
+    # The manifest was rendered before the publication sign-off; record it before upload.
+    refresh_signoffs(layout, variant, Campaign.load(Path(params["campaign_dir"])).account_ids)
     result = publish_release(
         s3_store(aws_conn_id=S3_CONN_ID),
         staging=layout.root,
@@ -465,3 +399,19 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "spark-step":
         sys.exit(_spark_step_main(sys.argv[2], json.loads(sys.argv[3])))
     sys.exit("usage: python -m ioarchive.release_tasks spark-step <step> '<json args>'")
+
+
+def no_retry_on_bad_input(func: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a step; input or policy errors fail the task at once (a retry cannot fix them).
+
+    Bad campaign input, a failed quality gate and a refused publication need a person; retrying
+    them would only delay the failure notification by the retry delays.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from ioarchive.publish import PublishRefused
+
+    try:
+        return func(*args, **kwargs)
+    except (InvalidRelease, QualityGateFailed, PublishRefused) as exc:
+        raise AirflowFailException(str(exc)) from exc

@@ -1,8 +1,9 @@
 """One way to get a Spark session for the release jobs.
 
 Local by default (``local[*]``); a cluster master comes from configuration
-(``IOARCHIVE_SPARK_MASTER`` or ``spark-submit --master``), never from code changes. The UI is
-off and the session time zone is UTC, so timestamps in outputs do not depend on the host.
+(``IOARCHIVE_SPARK_MASTER`` or ``spark-submit --master``), never from code changes. Which
+backend runs a DAG step (local, cluster, EMR Serverless) is decided in ``ioarchive.spark_steps``.
+The UI is off and the session time zone is UTC, so timestamps in outputs do not depend on the host.
 """
 
 from __future__ import annotations
@@ -23,16 +24,12 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
-    master = os.environ.get("IOARCHIVE_SPARK_MASTER")
-    if master:
+    under_submit = os.environ.get("SPARK_SUBMIT_CONF_MASTER") or os.environ.get("PYSPARK_GATEWAY_PORT")
+    if not under_submit and "spark.master" not in (extra_conf or {}):
+        # Under spark-submit ``--master`` is authoritative (the backend chose it); only a
+        # session started directly picks the configured or the local master.
+        master = os.environ.get("IOARCHIVE_SPARK_MASTER") or os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]")
         builder = builder.master(master)
-    elif (
-        not os.environ.get("SPARK_SUBMIT_CONF_MASTER")
-        and not os.environ.get("PYSPARK_GATEWAY_PORT")  # the driver of a spark-submit run
-        and "spark.master" not in (extra_conf or {})
-    ):
-        # Under spark-submit the master is already set; only default it when run directly.
-        builder = builder.master(os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]"))
     conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
@@ -100,6 +97,19 @@ def spark_submit_command(
     return [*cmd, str(script), *args]
 
 
+def submit_env(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a ``spark-submit`` child built by :func:`spark_submit_command`.
+
+    The executors' Python is this interpreter (same library, same pins), and
+    ``SPARK_SUBMIT_CONF_MASTER`` tells :func:`get_spark` inside the job that the master is set
+    already, so the job's own default (``local[*]``) never overrides ``--master``.
+    """
+    child_env = {**os.environ, **(env or {})}
+    child_env.setdefault("PYSPARK_PYTHON", sys.executable)
+    child_env["SPARK_SUBMIT_CONF_MASTER"] = cmd[cmd.index("--master") + 1]
+    return child_env
+
+
 def run_job(
     job: str,
     args: list[str],
@@ -110,10 +120,7 @@ def run_job(
 ) -> subprocess.CompletedProcess[str]:
     """Run a job with ``spark-submit`` in a separate JVM; raise SparkJobFailed on failure."""
     cmd = spark_submit_command(job, args, master, conf)
-    child_env = {**os.environ, **(env or {})}
-    child_env.setdefault("PYSPARK_PYTHON", sys.executable)
-    child_env["SPARK_SUBMIT_CONF_MASTER"] = cmd[cmd.index("--master") + 1]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env, timeout=timeout, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=submit_env(cmd, env), timeout=timeout, check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or "").splitlines()[-30:])
         raise SparkJobFailed(

@@ -12,10 +12,16 @@ boto3 is imported lazily: this module is imported by modules a DAG file imports.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SHA256_METADATA_KEY = "sha256"
 """User metadata key (``x-amz-meta-sha256``) holding the hex SHA-256 of an object's bytes."""
@@ -27,6 +33,116 @@ READ_CHUNK = 4 * 1024**2
 
 class StoreError(RuntimeError):
     """An object store call failed; the message names the bucket and key."""
+
+
+RETRY_ENV = {
+    "attempts": "IOARCHIVE_S3_RETRY_ATTEMPTS",
+    "base_seconds": "IOARCHIVE_S3_RETRY_BASE_SECONDS",
+    "max_seconds": "IOARCHIVE_S3_RETRY_MAX_SECONDS",
+}
+_RETRYABLE_CODES = frozenset({
+    "500", "502", "503", "504", "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+    "RequestTimeoutException", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long a store call rides out an unreachable, failing or throttling S3 endpoint.
+
+    Attempt ``n`` that fails with a transient error (connection refused or reset, timeout, 5xx,
+    throttling) waits ``min(max_seconds, base_seconds * 2**(n-1))`` and tries again, up to
+    ``attempts`` tries in all. Deterministic (no jitter): one publisher per bucket prefix, and
+    the waits in the log are the ones configured. botocore's own retries happen inside each
+    attempt. Settings: ``IOARCHIVE_S3_RETRY_ATTEMPTS`` (8), ``IOARCHIVE_S3_RETRY_BASE_SECONDS`` (1),
+    ``IOARCHIVE_S3_RETRY_MAX_SECONDS`` (30): by default about 2.5 minutes of waiting.
+    """
+
+    attempts: int = 8
+    base_seconds: float = 1.0
+    max_seconds: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.base_seconds < 0 or self.max_seconds < 0:
+            raise ValueError(f"invalid S3 retry policy {self}: attempts >= 1, seconds >= 0")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
+        """The policy from ``IOARCHIVE_S3_RETRY_*`` (defaults for unset ones)."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, var in RETRY_ENV.items():
+            raw = env.get(var)
+            if raw:
+                try:
+                    values[name] = int(raw) if name == "attempts" else float(raw)
+                except ValueError:
+                    raise ValueError(f"{var}={raw!r} is not a number") from None
+        return cls(**values)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        return float(min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1)))
+
+    @property
+    def total_wait(self) -> float:
+        return sum(self.delay(n) for n in range(1, self.attempts))
+
+    def describe(self) -> str:
+        return (f"{RETRY_ENV['attempts']}={self.attempts}, {RETRY_ENV['base_seconds']}={self.base_seconds:g}, "
+                f"{RETRY_ENV['max_seconds']}={self.max_seconds:g} (up to {self.total_wait:.0f} s of waiting)")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors a later attempt can cure: no connection, timeouts, 5xx, throttling.
+
+    boto3's managed upload wraps client errors in ``S3UploadFailedError``, so the chain of
+    causes is searched too.
+    """
+    from botocore.exceptions import ClientError, HTTPClientError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (HTTPClientError, BotoConnectionError, ConnectionError, TimeoutError)):
+            return True
+        if isinstance(seen, ClientError):
+            status = str(seen.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+            return _error_code(seen) in _RETRYABLE_CODES or status in _RETRYABLE_CODES
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def with_retries(policy: RetryPolicy, what: str, call: Callable[[], T], endpoint: str = "S3") -> T:
+    """``call()`` under ``policy``; transient failures are logged with what on-call can do.
+
+    Other errors propagate unchanged at once. When the attempts run out, StoreError says how
+    long it tried, the last error, and that a rerun resumes.
+    """
+    start = time.monotonic()
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            result = call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            reason = f"{type(exc).__name__}: {exc}"
+            if attempt == policy.attempts:
+                raise StoreError(
+                    f"{what} failed {attempt} times over {time.monotonic() - start:.1f} s, giving up; last error "
+                    f"{reason}. Check that {endpoint} is reachable, then rerun the task: objects already "
+                    f"uploaded and verified are skipped. Retry policy: {policy.describe()}"
+                ) from exc
+            wait = policy.delay(attempt)
+            log.warning("S3 retry: %s failed (%s); attempt %d of %d, next in %.1f s. Retry policy: %s",
+                        what, reason, attempt, policy.attempts, wait, policy.describe())
+            time.sleep(wait)
+            continue
+        if attempt > 1:
+            log.warning("S3 retry: %s succeeded on attempt %d after %.1f s of transient errors", what, attempt,
+                        time.monotonic() - start)
+        return result
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 @dataclass(frozen=True)
@@ -98,6 +214,8 @@ class S3ObjectStore:
     Uploads go through boto3's managed transfer (multipart above ``multipart_threshold``), ask S3
     to check a SHA-256 of every request/part (``ChecksumAlgorithm=SHA256``), and record the
     whole-file hex SHA-256 as ``sha256`` metadata so a later HEAD can compare it cheaply.
+    Every call rides out transient endpoint failures under ``retry`` (:class:`RetryPolicy`,
+    from the environment by default); a read interrupted mid-object resumes at its offset.
     """
 
     def __init__(
@@ -107,18 +225,29 @@ class S3ObjectStore:
         multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD,
         multipart_chunksize: int = DEFAULT_MULTIPART_CHUNKSIZE,
         max_concurrency: int = 4,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.client = client
         self.multipart_threshold = multipart_threshold
         self.multipart_chunksize = multipart_chunksize
         self.max_concurrency = max_concurrency
+        self.retry = retry or RetryPolicy.from_env()
+
+    @property
+    def endpoint(self) -> str:
+        """The S3 endpoint this store talks to (for messages)."""
+        return str(getattr(getattr(self.client, "meta", None), "endpoint_url", None) or "the S3 endpoint")
+
+    def _call(self, what: str, call: Callable[[], T]) -> T:
+        return with_retries(self.retry, what, call, self.endpoint)
 
     # -- reads --------------------------------------------------------------------------
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
         from botocore.exceptions import ClientError
 
         try:
-            resp = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            resp = self._call(f"HEAD s3://{bucket}/{key}",
+                              lambda: self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED"))
         except ClientError as exc:
             if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -140,28 +269,49 @@ class S3ObjectStore:
         """Every (key, size) under ``prefix``, sorted by key."""
         from botocore.exceptions import ClientError
 
-        out: list[tuple[str, int]] = []
-        try:
+        def listing() -> list[tuple[str, int]]:
+            out: list[tuple[str, int]] = []
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
                 out.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
+            return out
+
+        try:
+            return sorted(self._call(f"listing s3://{bucket}/{prefix}", listing))
         except ClientError as exc:
             raise StoreError(f"listing s3://{bucket}/{prefix} failed: {_error_text(exc)}") from exc
-        return sorted(out)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         return b"".join(self.iter_bytes(bucket, key))
 
     def iter_bytes(self, bucket: str, key: str) -> Iterator[bytes]:
+        """The object's bytes in chunks; a transfer cut mid-object resumes at its offset (Range)."""
         from botocore.exceptions import ClientError
 
-        try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
-        except ClientError as exc:
-            raise StoreError(f"GET s3://{bucket}/{key} failed: {_error_text(exc)}") from exc
-        try:
-            yield from body.iter_chunks(READ_CHUNK)
-        finally:
-            body.close()
+        offset = 0
+        interruptions = 0
+        while True:
+            extra = {"Range": f"bytes={offset}-"} if offset else {}
+            what = f"GET s3://{bucket}/{key}" + (f" from byte {offset}" if offset else "")
+            try:
+                body = self._call(what, lambda extra=extra: self.client.get_object(Bucket=bucket, Key=key,
+                                                                                   **extra)["Body"])
+            except ClientError as exc:
+                raise StoreError(f"GET s3://{bucket}/{key} failed: {_error_text(exc)}") from exc
+            try:
+                for chunk in body.iter_chunks(READ_CHUNK):
+                    offset += len(chunk)
+                    yield chunk
+                return
+            except Exception as exc:
+                interruptions += 1
+                if not is_transient(exc) or interruptions >= self.retry.attempts:
+                    raise StoreError(f"reading s3://{bucket}/{key} broke off at byte {offset}: {exc}. "
+                                     f"Retry policy: {self.retry.describe()}") from exc
+                log.warning("S3 retry: reading s3://%s/%s broke off at byte %d (%s); resuming there in %.1f s",
+                            bucket, key, offset, exc, self.retry.delay(interruptions))
+                time.sleep(self.retry.delay(interruptions))
+            finally:
+                body.close()
 
     # -- writes -------------------------------------------------------------------------
     def upload_file(
@@ -174,6 +324,7 @@ class S3ObjectStore:
         encryption: Encryption | None = None,
         content_type: str | None = None,
     ) -> None:
+        from boto3.exceptions import S3UploadFailedError
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -188,8 +339,9 @@ class S3ObjectStore:
             max_concurrency=self.max_concurrency,
         )
         try:
-            self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=config)
-        except (ClientError, BotoCoreError) as exc:
+            self._call(f"upload of {path.name} to s3://{bucket}/{key}",
+                       lambda: self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=config))
+        except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
             raise StoreError(f"upload of {path} to s3://{bucket}/{key} failed: {exc}") from exc
 
     def put_bytes(
@@ -215,7 +367,7 @@ class S3ObjectStore:
         if content_type:
             args["ContentType"] = content_type
         try:
-            self.client.put_object(**args)
+            self._call(f"PUT s3://{bucket}/{key}", lambda: self.client.put_object(**args))
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"PUT s3://{bucket}/{key} failed: {exc}") from exc
 
@@ -225,7 +377,8 @@ class S3ObjectStore:
         from botocore.exceptions import ClientError
 
         try:
-            conf = self.client.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+            conf = self._call(f"reading the public access block of s3://{bucket}",
+                              lambda: self.client.get_public_access_block(Bucket=bucket))["PublicAccessBlockConfiguration"]
         except ClientError as exc:
             if _error_code(exc) == "NoSuchPublicAccessBlockConfiguration":
                 return False
@@ -242,7 +395,8 @@ class S3ObjectStore:
         from botocore.exceptions import ClientError
 
         try:
-            policy = json.loads(self.client.get_bucket_policy(Bucket=bucket)["Policy"])
+            policy = json.loads(self._call(f"reading the bucket policy of s3://{bucket}",
+                                           lambda: self.client.get_bucket_policy(Bucket=bucket))["Policy"])
         except ClientError as exc:
             if _error_code(exc) == "NoSuchBucketPolicy":
                 return False
@@ -260,7 +414,9 @@ class S3ObjectStore:
         from botocore.exceptions import ClientError
 
         try:
-            rules = self.client.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+            rules = self._call(f"reading the default encryption of s3://{bucket}",
+                               lambda: self.client.get_bucket_encryption(Bucket=bucket))[
+                "ServerSideEncryptionConfiguration"]["Rules"]
         except ClientError as exc:
             if _error_code(exc) == "ServerSideEncryptionConfigurationNotFoundError":
                 return None
