@@ -26,6 +26,7 @@ from ioarchive.spark_steps import (
     backend_config,
     cluster_command,
     emr_request,
+    job_args,
     load_key_secret,
     local_command,
     remote_path,
@@ -297,3 +298,19 @@ def test_job_reads_the_key_from_secrets_manager_or_ssm(aws_server, monkeypatch):
     with pytest.raises(KeyUnavailable, match="cannot read the pseudonymization key from ssm:/missing"):
         load_key_secret("ssm:/missing")
 
+
+
+@pytest.mark.parametrize("step", ["extract", "pseudonymize", "quality"])
+def test_every_step_has_a_job_script_that_accepts_its_arguments(step):
+    """The same jobs/<step>.py runs on every backend: its parser takes what job_args builds."""
+    import runpy
+
+    payload = {**PAYLOAD, "campaign_dir": "/data/campaigns/c", "key_id": "k1"}
+    key_args = ["--key-file", "/run/key"] if step == "pseudonymize" else []
+    script = jobs_dir() / f"{step}.py"
+    args = runpy.run_path(str(script), run_name="ioarchive_job_test")["parse_args"](job_args(step, payload, key_args))
+    assert args.staging == PAYLOAD["staging_dir"] and args.release_id == RELEASE
+    if step != "extract":
+        assert args.threshold == 5000
+    if step != "pseudonymize":
+        assert args.campaign == "/data/campaigns/c"

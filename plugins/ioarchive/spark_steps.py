@@ -461,12 +461,6 @@ def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
             key_args = ["--key-file", str(payload["key_file"])] if payload.get("key_file") else []
             main = runpy.run_path(str(script), run_name=f"ioarchive_job_{step}")["main"]
             return int(main(job_args(step, payload, key_args), spark=spark) or 0)
-        if step == "quality":  # until jobs/quality.py exists
-            from ioarchive.quality import validate_release
-
-            validate_release(spark, payload["staging_dir"], payload["release_id"], int(payload["threshold"]),
-                             campaign_dir=payload.get("campaign_dir"))
-            return 0
         raise SparkJobFailed(f"no job script {jobs_dir() / (step + '.py')} for step {step}")
     finally:
         spark.stop()
