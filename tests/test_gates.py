@@ -133,10 +133,11 @@ def _gate(tmp_path):
 
 def test_gate_operator_records_approval_and_returns_it(tmp_path):
     gate, path = _gate(tmp_path)
-    out = gate.execute_complete({"dag_run": _Run(), "params": {}}, _event("reviewer_a", APPROVE, "confirmed"))
+    out = gate.execute_complete({"dag_run": _Run(), "params": {}, "run_id": "r1"},
+                                _event("reviewer_a", APPROVE, "confirmed"))
     assert out == {"gate": "attribution", "decision": "approved", "by": "reviewer_a",
                    "at": "2026-11-30T12:00:00+00:00", "comment": "confirmed"}
-    assert json.loads(path.read_text()) == [out]
+    assert json.loads(path.read_text()) == [{**out, "run_id": "r1"}]
 
 
 def test_gate_operator_fails_without_retry_on_reject_and_records_it(tmp_path):
@@ -144,7 +145,8 @@ def test_gate_operator_fails_without_retry_on_reject_and_records_it(tmp_path):
 
     gate, path = _gate(tmp_path)
     with pytest.raises(AirflowFailException, match="rejected by 'reviewer_b'.*legal hold"):
-        gate.execute_complete({"dag_run": _Run(), "params": {}}, _event("reviewer_b", REJECT, "legal hold"))
+        gate.execute_complete({"dag_run": _Run(), "params": {}, "run_id": "r1"},
+                              _event("reviewer_b", REJECT, "legal hold"))
     assert [(s["decision"], s["by"], s["comment"]) for s in json.loads(path.read_text())] == [
         ("rejected", "reviewer_b", "legal hold")
     ]
@@ -155,5 +157,29 @@ def test_gate_operator_refuses_self_approval_and_records_nothing(tmp_path):
 
     gate, path = _gate(tmp_path)
     with pytest.raises(AirflowFailException, match="four eyes"):
-        gate.execute_complete({"dag_run": _Run(), "params": {}}, _event("trigger_user", APPROVE))
+        gate.execute_complete({"dag_run": _Run(), "params": {}, "run_id": "r1"}, _event("trigger_user", APPROVE))
     assert not path.exists()
+
+
+class _Try:
+    def __init__(self, try_number: int) -> None:
+        self.try_number = try_number
+
+
+def test_a_retried_gate_returns_the_approval_its_run_already_recorded(tmp_path):
+    """Airflow can mark a resumed gate UP_FOR_RETRY after the answer; the retry must not ask again."""
+    gate, path = _gate(tmp_path)
+    approved = gate.execute_complete({"dag_run": _Run(), "params": {}, "run_id": "r1"},
+                                     _event("reviewer_a", APPROVE, "confirmed"))
+    retry = {"dag_run": _Run(), "params": {}, "run_id": "r1", "ti": _Try(2)}
+    assert gate.execute(retry) == approved
+    # Another run of the same release (or a rejection) is never reused: those gates ask again.
+    from ioarchive.gates import approval_in_run
+
+    assert approval_in_run(path, "attribution", "r2") is None
+    assert approval_in_run(path, "publication", "r1") is None
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException):
+        gate.execute_complete({"dag_run": _Run(), "params": {}, "run_id": "r1"}, _event("reviewer_b", REJECT, "no"))
+    assert approval_in_run(path, "attribution", "r1") is None

@@ -132,15 +132,17 @@ def load_signoffs(path: str | Path) -> list[dict[str, str]]:
     return list(json.loads(path.read_text(encoding="utf-8")))
 
 
-def record_signoff(path: str | Path, signoff: Signoff) -> list[dict[str, str]]:
+def record_signoff(path: str | Path, signoff: Signoff, run_id: str | None = None) -> list[dict[str, str]]:
     """Write ``signoff`` into the JSON list at ``path``; the latest decision per gate wins.
 
     A rerun of a gate (after a reject, or a cleared task) replaces that gate's entry, so the
-    manifest shows the decision the published version went through. Written atomically.
+    manifest shows the decision the published version went through. ``run_id`` (kept in the
+    file, not in the manifest) lets a later try of the same run find its decision. Written
+    atomically.
     """
     path = Path(path)
     entries = [e for e in load_signoffs(path) if e.get("gate") != signoff.gate]
-    entries.append(signoff.to_dict())
+    entries.append({**signoff.to_dict(), **({"run_id": run_id} if run_id else {})})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".signoffs.", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -148,6 +150,14 @@ def record_signoff(path: str | Path, signoff: Signoff) -> list[dict[str, str]]:
         fh.write("\n")
     os.replace(tmp, path)
     return entries
+
+
+def approval_in_run(path: str | Path, gate: str, run_id: str) -> dict[str, str] | None:
+    """The approval of ``gate`` already recorded for ``run_id``, if any."""
+    for entry in load_signoffs(path):
+        if entry.get("gate") == gate and entry.get("run_id") == run_id and entry.get("decision") == "approved":
+            return {k: v for k, v in entry.items() if k != "run_id"}
+    return None
 
 
 class ReleaseGateOperator(ApprovalOperator):
@@ -172,6 +182,9 @@ class ReleaseGateOperator(ApprovalOperator):
         self.signoffs_path = signoffs_path
 
     def execute(self, context: Any) -> Any:
+        earlier = self._earlier_approval(context)
+        if earlier is not None:
+            return earlier
         names = context["params"].get(self.reviewers_param)
         self.assigned_users = reviewer_users(names)
         trigger = getattr(context["dag_run"], "triggering_user_name", None)
@@ -223,11 +236,32 @@ class ReleaseGateOperator(ApprovalOperator):
         log.info("%s gate approved by %s at %s", self.gate, signoff.by, signoff.at)
         return signoff.to_dict()
 
-    def _record(self, context: Any, signoff: Signoff) -> None:
+    def _path(self, context: Any) -> Path | None:
         if self.signoffs_path is None:
-            return
-        path = self.signoffs_path(context) if callable(self.signoffs_path) else self.signoffs_path
-        record_signoff(path, signoff)
+            return None
+        return Path(self.signoffs_path(context) if callable(self.signoffs_path) else self.signoffs_path)
+
+    def _record(self, context: Any, signoff: Signoff) -> None:
+        path = self._path(context)
+        if path is not None:
+            record_signoff(path, signoff, run_id=context["run_id"])
+
+    def _earlier_approval(self, context: Any) -> dict[str, str] | None:
+        """An approval an earlier try of this task already recorded for this run.
+
+        Airflow 3.3 can lose a gate's success: when the scheduler processes the "parked for
+        input" event after the reviewer has already answered, it marks the resumed task
+        UP_FOR_RETRY (seen on a loaded machine), and the retry would ask the reviewers again.
+        The decision was made and recorded for this run, so the retry returns it instead.
+        """
+        path = self._path(context)
+        if path is None or context["ti"].try_number <= 1:
+            return None
+        earlier = approval_in_run(path, self.gate, context["run_id"])
+        if earlier is not None:
+            log.warning("%s gate was approved by %s at %s in an earlier try of run %s; not asking again "
+                        "(to ask again, trigger a new run)", self.gate, earlier["by"], earlier["at"], context["run_id"])
+        return earlier
 
 
 def _iso(value: Any) -> str:

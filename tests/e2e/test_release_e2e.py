@@ -382,7 +382,8 @@ def test_rejected_attribution_publishes_nothing(stack):
     assert "rejected by 'reviewer_b'" in log and "attribution disputed by legal" in log
     assert _signoffs(stack, RELEASE_REJECT) == [
         {"gate": "attribution", "decision": "rejected", "by": REVIEWER_B,
-         "at": _signoffs(stack, RELEASE_REJECT)[0]["at"], "comment": "attribution disputed by legal"}
+         "at": _signoffs(stack, RELEASE_REJECT)[0]["at"], "comment": "attribution disputed by legal",
+         "run_id": run_id}
     ]
     _assert_nothing_published(stack, RELEASE_REJECT)
 
