@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from ioarchive import reconcile
+from ioarchive import drills, reconcile
 from ioarchive.media import finalize_media, list_archives, pack_archive, pack_media, plan_media
 from ioarchive.pseudonym import pseudonym
 from ioarchive.schema import MEDIA_INDEX_COLUMNS
@@ -42,6 +42,16 @@ BAD_REASONS = {
     "3_900006": "path_escape",  # absolute
     "3_900007": "missing_file",
 }
+
+
+UNZIP = shutil.which("unzip")
+
+
+def unzip_test(path: Path) -> None:
+    """Info-ZIP's ``unzip -t`` (researchers' usual tool) must accept the archive, beside Python's zipfile."""
+    assert UNZIP, "unzip is missing: install Debian's unzip (the Dockerfile and `make test` do)"
+    out = subprocess.run([UNZIP, "-t", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0 and "No errors detected" in out.stdout, out.stdout + out.stderr
 
 
 def _sha(data: bytes) -> str:
@@ -188,9 +198,7 @@ def test_archives_within_target_valid_and_equal_to_index(packed, variant):
             assert len(members) == 1 and next(iter(members.values()))[0] > TARGET
             oversized += 1
         subprocess.run([sys.executable, "-m", "zipfile", "-t", str(path)], check=True, capture_output=True)
-        if shutil.which("unzip"):
-            out = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True)
-            assert out.returncode == 0 and "No errors detected" in out.stdout, out.stdout
+        unzip_test(path)
         planned = next(a for a in plan["archives"] if a["name"] == name)
         if planned["files"] == len(members):
             assert planned["planned_bytes"] == size  # the planner's overhead accounting is exact
@@ -317,9 +325,7 @@ def test_zip64_forced_by_low_limit(tmp_path):
                 row = next(r for r in index if r["path_in_archive"] == info.filename and r["archive"] == name)
                 assert (info.file_size, _sha(zf.read(info))) == (int(row["bytes"]), row["sha256"])
                 seen_zip64_offsets += info.header_offset > 10_000
-        if shutil.which("unzip"):
-            out = subprocess.run(["unzip", "-t", str(path)], capture_output=True, text=True)
-            assert out.returncode == 0, out.stdout
+        unzip_test(path)
         subprocess.run([sys.executable, "-m", "zipfile", "-t", str(path)], check=True, capture_output=True)
     assert seen_zip64_offsets > 0
 
@@ -339,15 +345,21 @@ def test_killed_packer_leaves_no_finished_looking_file(tmp_path):
 
     code = ("import sys; from ioarchive.media import pack_archive; "
             "pack_archive(sys.argv[1], sys.argv[2], sys.argv[3], 'unhashed', sys.argv[4])")
-    env = dict(os.environ, IOARCHIVE_MEDIA_TEST_PAUSE_AFTER_BYTES=str(4 * 1024 * 1024))
+    drill = tmp_path / "drill"  # the fault drill's hold point: after the first 8 MiB of the big file
+    drill.mkdir()
+    (drill / f"{drills.PACK_MEDIA}.hold").write_text("")
+    env = dict(os.environ, **{drills.DRILL_DIR_ENV: str(drill)})
     proc = subprocess.Popen([sys.executable, "-c", code, str(campaign), str(staging), RELEASE, name], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     media_dir = layout.media_dir("unhashed")
     partial = media_dir / f".{name}.{proc.pid}.partial"
+    reached = drill / f"{drills.PACK_MEDIA}.reached"
     deadline = time.monotonic() + 60
-    while not (partial.exists() and partial.stat().st_size >= 4 * 1024 * 1024):
-        assert proc.poll() is None and time.monotonic() < deadline, "packer did not reach the pause point"
+    while not (reached.exists() and reached.read_text().endswith("}")):
+        assert proc.poll() is None and time.monotonic() < deadline, "packer did not reach the hold point"
         time.sleep(0.05)
+    assert json.loads(reached.read_text())["pid"] == proc.pid
+    assert 4 * 1024 * 1024 < partial.stat().st_size < big  # mid-member: header and some of the data
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (media_dir / name).exists()

@@ -2,15 +2,19 @@
 the expectations it targets and the summary names the offending rows; hashed reports never show
 a raw identifier.
 
-GX on Spark is slow (every expectation is a Spark job), so the suite runs twice in total: once on
-the clean release, once on ONE corrupted copy in which every corruption sits in its own row (or
-its own table). Each corruption declares the expectations it must fail; a test per corruption
-checks that they fail and name its row, and one test checks that nothing else failed.
+Every expectation of every suite file is failed on purpose (``test_every_expectation_has_a_
+corruption``), yet the suites run only three times: on the clean release, on one corrupted copy
+with hand-written corruptions (CORRUPTIONS, TABLE_LEVEL), and on one copy with a corruption
+derived from each remaining column expectation's type (DERIVED, DERIVED_TABLE_LEVEL). Within a
+run every corruption sits in its own (row, column) or table, each declares what it must fail,
+and one test per run checks that nothing else failed. Corrupted copies are Spark DataFrames
+over the clean files (``validate_release(tables=...)``): nothing is rewritten.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -63,6 +67,16 @@ def _arr(*values):
         from pyspark.sql import functions as F
 
         return F.array(*[F.lit(v) if v is not None else F.lit(None).cast("string") for v in values])
+
+    return make
+
+
+def _user_path(rest: str):
+    """A media path under the row's own user key (so only the planted part is wrong)."""
+    def make():
+        from pyspark.sql import functions as F
+
+        return F.concat(F.col("userid"), F.lit(rest))
 
     return make
 
@@ -125,7 +139,35 @@ CORRUPTIONS = [
     ("csv_coordinates", "unhashed", "posts_csv", tid(0), "latitude", _lit("35,7"), [("posts_csv_unhashed", "latitude_format", tid(0))]),
     ("csv_date_format", "unhashed", "accounts_csv", RAW_UID[2], "account_creation_date", _lit("01/03/2015"),
      [("accounts_csv_unhashed", "account_creation_date_format", RAW_UID[2])]),
+    ("threshold_account", "hashed", "accounts", RAW_UID[5], "follower_count", _lit(10, "long"),
+     [("accounts_hashed", "threshold_rule", RAW_UID[5])]),
+    ("not_an_account_hashed", "hashed", "posts", tid(4), "userid", _lit("1999999999999999999"),
+     [("posts_hashed", "userid_is_released_account", tid(4))]),
+    ("retweet_flag_unhashed", "unhashed", "posts", tid(10), "is_retweet", _lit(True),
+     [("posts_unhashed", "is_retweet_matches_retweet_ids", tid(10))]),
+    ("list_null_unhashed", "unhashed", "posts", tid(11), "urls", _arr(None),
+     [("posts_unhashed", "list_columns_have_no_null_elements", tid(11))]),
+    ("mention_format_unhashed", "unhashed", "posts", tid(12), "user_mentions", _arr("@someone"),
+     [("posts_unhashed", "user_mentions_format", tid(12))]),
+    ("deleted_post_unhashed", "unhashed", "posts", tid(13), "tweetid", _lit(DELETED_POST),
+     [("posts_unhashed", "no_deleted_post", DELETED_POST)]),
+    ("csv_list_hashed", "hashed", "posts_csv", tid(6), "urls", _lit("https://example.com/a"),
+     [("posts_csv_hashed", "list_columns_are_json_arrays", tid(6))]),
+    ("csv_leak", "hashed", "posts_csv", tid(7), "tweet_text", _lit(f"thanks {SCREEN0}"),
+     [("posts_csv_hashed", "no_raw_identifier_leak", tid(7))]),
+    ("deleted_media_hashed", "hashed", "media_index", f"3_{tid(2)}", "media_key", _lit(DELETED_MEDIA),
+     [("media_index_hashed", "no_deleted_media", DELETED_MEDIA)]),
+    ("path_user_key_hashed", "hashed", "media_index", "7_0_profile", "path_in_archive",
+     _lit("otheruser/profile/otheruser_profile.jpg"), [("media_index_hashed", "path_names_user_key", "7_0_profile")]),
+    ("media_orphan_hashed", "hashed", "media_index", "7_1_profile", "tweetid", _lit("1599999999999999999"),
+     [("media_index_hashed", "points_at_released_post_or_account", "7_1_profile")]),
+    ("media_path_leak", "hashed", "media_index", f"3_{tid(0)}", "path_in_archive",
+     _user_path(f"/images/{tid(0)}-{SCREEN0}.jpg"), [("media_index_hashed", "no_raw_identifier_leak", f"3_{tid(0)}")]),
 ]
+
+
+SUITE_FILES = {json.loads(p.read_text())["name"]: json.loads(p.read_text())
+               for p in (Path(__file__).parents[1] / "expectations").glob("*.json")}
 
 
 TABLE_KEYS = {"posts": "tweetid", "posts_csv": "tweetid", "accounts": "userid", "accounts_csv": "userid",
@@ -171,6 +213,124 @@ def corrupted_report(spark, clean, tmp_path_factory):
     return report, root
 
 
+# Every other column expectation of the suite files gets a corruption derived from its type
+# (null, a value outside its regex, range or set, a duplicate, a wrong column type), all in ONE
+# more validation run: each in its own (row, column), so each expectation names its own row.
+# A change that necessarily fails more than its own expectation declares the others here.
+SIDE_EFFECTS: dict[tuple[str, str], set[tuple[str, str]]] = {}
+COVERED = ({(s, e) for c in CORRUPTIONS for s, e, _ in c[6]}
+           | {(s, e) for items in TABLE_LEVEL.values() for s, e, _ in items})
+DERIVABLE = {"expect_column_values_to_not_be_null", "expect_column_values_to_match_regex",
+             "expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
+             "expect_column_values_to_be_unique", "expect_column_values_to_be_of_type"}
+
+
+def _derived() -> list[tuple[str, str, str, str, dict]]:
+    """(suite, expectation, table, type, kwargs) of every uncovered derivable expectation."""
+    out = []
+    for name, suite in sorted(SUITE_FILES.items()):
+        table = suite["meta"]["ioarchive"]["table"]
+        for exp in suite["expectations"]:
+            if exp["type"] in DERIVABLE and (name, exp["meta"]["name"]) not in COVERED:
+                out.append((name, exp["meta"]["name"], table, exp["type"], exp["kwargs"]))
+    return out
+
+
+DERIVED = _derived()
+
+
+def _corrupt(df, etype: str, kwargs: dict, key_col: str, key: str, source_key: str):
+    """``df`` with the row ``key`` (or, for a type check, the whole column) made to fail."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType
+
+    column = kwargs["column"]
+    dtype = df.schema[column].dataType
+    if etype == "expect_column_values_to_be_of_type":
+        wrong = F.to_json(F.col(column)) if isinstance(dtype, ArrayType) else F.col(column).cast("string")
+        return df.withColumn(column, wrong)
+    if etype == "expect_column_values_to_not_be_null":
+        value = F.lit(None).cast(dtype)
+    elif etype == "expect_column_values_to_match_regex":
+        value = F.lit("x!y")
+    elif etype == "expect_column_values_to_be_between":
+        bound = kwargs["min_value"] - 1 if "min_value" in kwargs else kwargs["max_value"] + 1
+        value = F.lit(bound).cast(dtype)
+    elif etype == "expect_column_values_to_be_in_set":
+        value = F.lit("not-in-set")
+    else:  # unique: the value of another row
+        other = df.where(F.col(key_col) == F.lit(source_key)).select(column).first()[0]
+        value = F.lit(other).cast(dtype)
+    return df.withColumn(column, F.when(F.col(key_col) == F.lit(key), value).otherwise(F.col(column)))
+
+
+@pytest.fixture(scope="module")
+def derived_report(spark, clean, tmp_path_factory):
+    """One validation of both variants with every derived corruption; returns the report and
+    (suite, expectation) -> the row key the summary must name (None for a column type)."""
+    from ioarchive.quality import validate_release
+    from ioarchive.quality_data import load_release_tables
+
+    layout, campaign = clean
+    root = tmp_path_factory.mktemp("quality_derived") / "staging"
+    root.mkdir()
+    shutil.copy(layout.reconciliation, root / "reconciliation.json")
+    tables = load_release_tables(spark, layout, root / "csv_scratch")
+    used: dict[tuple[str, str, str], int] = {}  # (variant, table, column) -> rows taken
+    named: dict[tuple[str, str], str | None] = {}
+    for suite, expectation, table, etype, kwargs in DERIVED:
+        variant = SUITE_FILES[suite]["meta"]["ioarchive"]["variant"]
+        key_col = TABLE_KEYS[table]
+        df = tables.frames[(variant, table)]
+        keys = sorted(r[0] for r in df.select(key_col).collect())
+        slot = used.get((variant, table, kwargs["column"]), 0)
+        used[(variant, table, kwargs["column"])] = slot + 1
+        tables.frames[(variant, table)] = _corrupt(df, etype, kwargs, key_col, keys[slot], keys[-1])
+        if etype == "expect_column_values_to_be_of_type":
+            named[(suite, expectation)] = None
+        elif kwargs["column"] == key_col:
+            named[(suite, expectation)] = {"expect_column_values_to_match_regex": "x!y",
+                                           "expect_column_values_to_be_unique": keys[-1]}.get(etype)
+        else:
+            named[(suite, expectation)] = keys[slot]
+    _table_level_changes(tables.frames, root / "reconciliation.json")
+    report = validate_release(spark, root, RELEASE_ID, campaign_dir=campaign, tables=tables)
+    return report, named
+
+
+# Whole-table changes of the derived run and the expectations each must fail.
+DERIVED_TABLE_LEVEL = {
+    "columns_swapped": [(f"{t}_{v}", "columns_in_order") for t in TABLE_KEYS for v in ("hashed", "unhashed")],
+    "released_counts_off_by_one": [(f"{t}_{v}", "reconciliation_released_equals_rows")
+                                   for t in ("accounts", "posts", "media_index") for v in ("hashed", "unhashed")],
+    "csv_rows_dropped": [("accounts_csv_hashed", "row_count_equals_parquet"),
+                         ("accounts_csv_unhashed", "row_count_equals_parquet"),
+                         ("posts_csv_hashed", "row_count_equals_parquet")],
+    "hashed_account_dropped": [("accounts_hashed", "row_count_equals_unhashed"),
+                               ("accounts_unhashed", "row_count_equals_hashed"),
+                               ("posts_hashed", "userid_is_released_account")],
+    "hashed_media_row_dropped": [("media_index_hashed", "row_count_equals_unhashed"),
+                                 ("media_index_unhashed", "row_count_equals_hashed")],
+}
+
+
+def _table_level_changes(frames: dict, reconciliation: Path) -> None:
+    from pyspark.sql import functions as F
+
+    for key, df in frames.items():  # "columns_swapped": the first two columns trade places
+        frames[key] = df.select(df.columns[1], df.columns[0], *df.columns[2:])
+    recon = json.loads(reconciliation.read_text())
+    for counts in recon["tables"].values():  # "released_counts_off_by_one" (still balanced)
+        counts["released"] += 1
+        counts["read"] += 1
+    reconciliation.write_text(json.dumps(recon))
+    for variant, table, keep in (("hashed", "accounts_csv", 1), ("unhashed", "accounts_csv", 1),
+                                 ("hashed", "posts_csv", 1), ("hashed", "accounts", 2), ("hashed", "media_index", 1)):
+        df = frames[(variant, table)]  # drop the row before the last (the last is a duplicate source)
+        keys = sorted(r[0] for r in df.select(TABLE_KEYS[table]).collect())
+        frames[(variant, table)] = df.where(F.col(TABLE_KEYS[table]) != F.lit(keys[-1 - keep]))
+
+
 def _failed(report) -> dict[tuple[str, str], list]:
     """(suite, expectation) -> row keys named (query rows like {row_key, kind} give their values)."""
     failed = {}
@@ -182,6 +342,23 @@ def _failed(report) -> dict[tuple[str, str], list]:
     return failed
 
 
+def _validation_pages(validation_dir: Path) -> dict[str, str]:
+    """Suite name -> visible text of its rendered Data Docs validation page (tags dropped)."""
+    site = validation_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "validations"
+    return {p.relative_to(site).parts[0]: " ".join(re.sub(r"<[^>]+>", " ", p.read_text(encoding="utf-8")).split())
+            for p in site.rglob("*.html")}
+
+
+def _assert_pages_cover_suites(validation_dir: Path, variant: str) -> dict[str, str]:
+    """GX skips (with a log line only) a page it cannot render: every suite must have its page,
+    showing every expectation of the suite file as evaluated."""
+    pages = _validation_pages(validation_dir)
+    assert set(pages) == {f"{t}_{variant}" for t in TABLE_KEYS}
+    for suite, text in pages.items():
+        assert f"Evaluated Expectations {len(SUITE_FILES[suite]['expectations'])} " in text, suite
+    return pages
+
+
 def test_clean_release_passes_every_suite(clean_report, clean):
     layout, _ = clean
     assert clean_report.success, "\n".join(clean_report.summary_lines())
@@ -191,9 +368,9 @@ def test_clean_release_passes_every_suite(clean_report, clean):
         assert set(summary["suites"]) == {f"{t}_{variant}" for t in TABLE_KEYS}
         assert all(s["success"] and s["failed"] == [] for s in summary["suites"].values())
         assert clean_report.variants[variant].data_docs.is_file()
+        _assert_pages_cover_suites(layout.validation_dir(variant), variant)
     # the suites really ran: every expectation of every file was evaluated
-    expected_total = sum(len(json.loads(p.read_text())["expectations"])
-                         for p in (Path(__file__).parents[1] / "expectations").glob("*.json"))
+    expected_total = sum(len(suite["expectations"]) for suite in SUITE_FILES.values())
     assert sum(s.evaluated for v in clean_report.variants.values() for s in v.suites.values()) == expected_total
 
 
@@ -242,6 +419,9 @@ def test_hashed_reports_never_show_a_raw_identifier(corrupted_report, clean_repo
         assert not found, f"{path} shows a raw identifier"
     summary = (root / "validation" / "hashed" / "summary.json").read_text()
     assert tid(15) in summary and REDACTED in summary
+    # the failed expectations' pages exist and name the offending row keys (details of pass 2)
+    pages = _assert_pages_cover_suites(root / "validation" / "hashed", "hashed")
+    assert tid(15) in pages["posts_hashed"] and tid(19) in pages["posts_hashed"]
     # the member-only docs are a separate folder (not under the hashed one)
     unhashed_docs = report.variants["unhashed"].data_docs
     assert unhashed_docs.is_file() and (root / "validation" / "unhashed") in unhashed_docs.parents
@@ -258,17 +438,63 @@ def test_identifier_set_matches_tokens_and_sequences():
     assert ids.redact({"a": ["ok", "x 1000000000000000001"]}) == {"a": ["ok", REDACTED]}
 
 
-def test_validate_cli_exit_code_and_summary(clean, clean_report, capsys):
+def test_validate_cli_exit_code_and_summary(clean, clean_report, tmp_path, capsys):
+    """The CLI on copies of the validated clean staging: 0 when clean, 1 naming the failed
+    expectation, 2 on a usage error (before Spark starts)."""
     from ioarchive.cli import main
 
     layout, campaign = clean
-    # the clean staging folder passes (reuses its files; only the summary is rewritten)
-    shutil.rmtree(layout.root / "validation", ignore_errors=True)
-    code = main(["validate", "--staging", str(layout.root), "--release-id", RELEASE_ID,
-                 "--campaign", str(campaign), "--suite", "accounts_hashed"])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "PASSED" in out
-    code = main(["validate", "--staging", str(layout.root), "--release-id", RELEASE_ID,
-                 "--suite", "accounts_unhashed", "--threshold", "-1"])
+    for name in ("clean", "broken"):
+        shutil.copytree(layout.root, tmp_path / name, ignore=shutil.ignore_patterns("validation"))
+    recon_path = tmp_path / "broken" / layout.reconciliation.relative_to(layout.root)
+    recon = json.loads(recon_path.read_text())
+    recon["tables"]["accounts"]["released"] += 1
+    recon["tables"]["accounts"]["read"] += 1  # still balanced: only the row count disagrees
+    recon_path.write_text(json.dumps(recon))
+
+    def validate(name: str, *extra: str) -> tuple[int, str]:
+        code = main(["validate", "--staging", str(tmp_path / name), "--release-id", RELEASE_ID,
+                     "--campaign", str(campaign), "--suite", "accounts_unhashed", *extra])
+        return code, capsys.readouterr().out
+
+    code, out = validate("clean")
+    assert code == 0 and "PASSED" in out, out
+    code, out = validate("broken")
+    assert code == 1, out
+    assert "FAIL unhashed/accounts_unhashed: reconciliation_released_equals_rows" in out
+    summary = json.loads((tmp_path / "broken" / "validation" / "unhashed" / "summary.json").read_text())
+    assert [f["expectation"] for f in summary["suites"]["accounts_unhashed"]["failed"]] == [
+        "reconciliation_released_equals_rows"
+    ]
+    code, _ = validate("clean", "--threshold", "-1")
     assert code == 2  # invalid threshold: usage error, not a gate failure
+
+
+@pytest.mark.parametrize("derived", DERIVED, ids=[f"{d[0]}-{d[1]}" for d in DERIVED])
+def test_derived_corruption_fails_its_expectation(derived_report, derived):
+    report, named = derived_report
+    suite, expectation = derived[0], derived[1]
+    failed = _failed(report)
+    assert (suite, expectation) in failed, f"{suite}/{expectation} did not fail"
+    if named[(suite, expectation)] is not None:
+        assert named[(suite, expectation)] in failed[(suite, expectation)], failed[(suite, expectation)]
+
+
+@pytest.mark.parametrize("name", sorted(DERIVED_TABLE_LEVEL))
+def test_derived_table_level_change_fails_its_expectations(derived_report, name):
+    failed = _failed(derived_report[0])
+    assert set(DERIVED_TABLE_LEVEL[name]) <= set(failed)
+
+
+def test_derived_run_fails_nothing_else(derived_report):
+    expected = {(d[0], d[1]) for d in DERIVED} | {p for items in DERIVED_TABLE_LEVEL.values() for p in items}
+    for pair in list(expected):
+        expected |= SIDE_EFFECTS.get(pair, set())
+    assert set(_failed(derived_report[0])) == expected
+
+
+def test_every_expectation_has_a_corruption():
+    """Each expectation of every suite file is failed on purpose by one of the runs above."""
+    every = {(name, e["meta"]["name"]) for name, suite in SUITE_FILES.items() for e in suite["expectations"]}
+    derived = {(d[0], d[1]) for d in DERIVED} | {p for items in DERIVED_TABLE_LEVEL.values() for p in items}
+    assert every - COVERED - derived == set()
