@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         except StackError as exc:
             say(f"the run stopped before {gate}: {exc}")
             return 1
-        time.sleep(5)  # a human reads the gate first; an instant answer can race the scheduler
+        stack.wait_scheduler_saw(run_id, gate, "awaiting_input")  # an instant answer can race the scheduler
         client.answer(DAG_ID, run_id, gate, reviewer, "Approve", comment)
         say(f"{reviewer} approved the {gate.replace('_', ' ')}: {comment!r}")
 

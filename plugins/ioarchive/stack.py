@@ -23,6 +23,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -85,7 +86,7 @@ class Stack:
     api_port: int = 0
     s3_port: int = 0
     metadata_db: str = ""
-    registry_poke_seconds: int = 10
+    registry_poke_seconds: int = 15
     pids: dict[str, int] = field(default_factory=dict)
     jwt_secret: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -152,7 +153,7 @@ class Stack:
             api_port=data["api_port"],
             s3_port=data["s3_port"],
             metadata_db=data.get("metadata_db", ""),
-            registry_poke_seconds=data.get("registry_poke_seconds", 10),
+            registry_poke_seconds=data.get("registry_poke_seconds", 15),
             pids={k: int(v) for k, v in data.get("pids", {}).items()},
             jwt_secret=data.get("jwt_secret", ""),
             extra_env=data.get("extra_env", {}),
@@ -421,6 +422,27 @@ class Stack:
             time.sleep(1.0)
         raise StackError(f"Airflow at {self.base_url} not healthy after {timeout:.0f} s: {last}; logs in {self.log_dir}")
 
+    def wait_scheduler_saw(self, run_id: str, task_id: str, state: str, timeout: float = 300.0) -> None:
+        """Wait until the scheduler has processed the executor event that left ``task_id`` in ``state``.
+
+        Airflow 3.3 races on a loaded machine: a gate answered, or a rescheduled sensor poked
+        again, before the scheduler has processed the executor event of the task's previous exit
+        ("parked for input", "rescheduled") is taken for a task killed externally and marked
+        UP_FOR_RETRY (on PostgreSQL the sensor case once crashed the scheduler loop). Reviewers
+        answer minutes later in real life; the demo and tests, which answer at once, wait for
+        the scheduler's log line first.
+        """
+        pattern = re.compile(
+            rf"TaskInstance Finished: dag_id=[^,]+, task_id={re.escape(task_id)}, run_id={re.escape(run_id)}, "
+            rf"[^\n]*?state={re.escape(state)}\b"
+        )
+        log_file = self.log_dir / "scheduler.log"
+        deadline = time.monotonic() + timeout
+        while not (log_file.exists() and pattern.search(log_file.read_text(errors="replace"))):
+            if time.monotonic() > deadline:
+                raise StackError(f"the scheduler never logged {task_id} of {run_id} as {state} in {log_file}")
+            time.sleep(0.5)
+
     def down(self, grace: float = 20.0) -> list[str]:
         """Stop exactly the process groups recorded by ``up``; returns their names."""
         stopped = []
@@ -660,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("IOARCHIVE_METADATA_DB", ""),
         help="PostgreSQL URL for the Airflow metadata DB (default: SQLite in the state folder)",
     )
-    parser.add_argument("--registry-poke-seconds", type=int, default=10)
+    parser.add_argument("--registry-poke-seconds", type=int, default=15)
     args = parser.parse_args(argv)
     state_dir = Path(args.state_dir)
     if args.action == "up":

@@ -41,7 +41,7 @@ from ioarchive.stack import (
     Stack,
 )
 from support import runbook
-from support.stacks import start_stack, stop_stack, wait_scheduler_saw
+from support.stacks import start_stack, stop_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(2400)]
 
@@ -124,7 +124,7 @@ def _released_keys(stack: Stack, bucket: str, release_id: str) -> dict[str, byte
 def _wait_gate(stack: Stack, run_id: str, task_id: str) -> dict:
     client: AirflowClient = stack.client  # type: ignore[attr-defined]
     client.wait_task_state(DAG_ID, run_id, task_id, {"awaiting_input"}, TRIGGER_USER, timeout=1500)
-    wait_scheduler_saw(stack, run_id, task_id, "awaiting_input")  # answer only after the park is processed
+    stack.wait_scheduler_saw(run_id, task_id, "awaiting_input")  # answer only after the park is processed
     details = [d for d in client.hitl_details(DAG_ID, run_id, TRIGGER_USER) if d["task_instance"]["task_id"] == task_id]
     assert len(details) == 1
     return details[0]
@@ -250,7 +250,7 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
     # Gate 2: investigations still open -> rescheduled, no worker slot; extraction has not started.
     assert campaign["investigation_ids"], "the generator links at least one investigation"
     client.wait_task_state(DAG_ID, run_id, "wait_for_investigations", {"up_for_reschedule"}, TRIGGER_USER, 300)
-    wait_scheduler_saw(stack, run_id, "wait_for_investigations", "up_for_reschedule")
+    stack.wait_scheduler_saw(run_id, "wait_for_investigations", "up_for_reschedule")
     states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
     assert states["wait_for_investigations"] in {"up_for_reschedule", "queued", "scheduled"}
     assert states["extract"] is None

@@ -42,7 +42,6 @@ from support.browser import (
     clear_artifacts,
     failure_screenshot,
 )
-from support.stacks import wait_scheduler_saw
 
 _MISSING = chromium_missing_reason()
 pytestmark = [
@@ -125,7 +124,7 @@ def reviewers(gated):
                     session.fill_login(passwords[session.user])
             for run_id in gated.runs.values():  # sign in once the gates wait: the list shows them at once
                 gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
-                wait_scheduler_saw(gated.stack, run_id, GATE, "awaiting_input")
+                gated.stack.wait_scheduler_saw(run_id, GATE, "awaiting_input")
             for session in sessions.values():
                 with failure_screenshot(session):
                     session.submit_login()
@@ -189,7 +188,7 @@ def _read_gate_in_browser(reviewer: ReviewerBrowser, gated: GatedRuns, release_i
     """Wait for the gate, find it under Required Actions, open it, check the summary is shown."""
     run_id = gated.runs[release_id]
     gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
-    wait_scheduler_saw(gated.stack, run_id, GATE, "awaiting_input")
+    gated.stack.wait_scheduler_saw(run_id, GATE, "awaiting_input")
     row = reviewer.open_required_actions(run_id)
     assert f"Attribution sign-off: {release_id} v1" in row, row
     reviewer.open_gate_from_list(run_id, GATE)

@@ -68,26 +68,3 @@ def stop_stack(stack: Stack) -> None:
         if getattr(stack, "pg_database", None):
             _drop_pg_database(stack.pg_database)  # type: ignore[attr-defined]
 
-
-def wait_scheduler_saw(stack: Stack, run_id: str, task_id: str, state: str, timeout: float = 300.0) -> None:
-    """Wait until the scheduler has processed the executor event that left ``task_id`` in ``state``.
-
-    Airflow 3.3 races on a loaded machine: a gate answered, or a rescheduled sensor poked again,
-    before the scheduler has processed the executor event of the task's previous exit ("parked
-    for input", "rescheduled") is taken for a task killed externally and marked UP_FOR_RETRY
-    (and on PostgreSQL the sensor case can crash the scheduler loop). Reviewers answer minutes
-    later in real life; tests that answer at once wait for the scheduler's log line first.
-    """
-    import re
-    import time
-
-    pattern = re.compile(
-        rf"TaskInstance Finished: dag_id=[^,]+, task_id={re.escape(task_id)}, run_id={re.escape(run_id)}, "
-        rf"[^\n]*?state={re.escape(state)}\b"
-    )
-    log_file = stack.log_dir / "scheduler.log"
-    deadline = time.monotonic() + timeout
-    while not (log_file.exists() and pattern.search(log_file.read_text(errors="replace"))):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the scheduler never logged {task_id} of {run_id} as {state} in {log_file}")
-        time.sleep(0.5)
