@@ -309,14 +309,9 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
         assert uploads == [], f"{bucket}: unfinished multipart uploads left behind: {uploads}"
     assert not any("unhashed" in key for key in published[PUBLIC_BUCKET])
 
-    # ioarchive verify passes on both published versions; the public catalog lists the release.
-    from ioarchive.publish import s3_store
-    from ioarchive.verify import verify_location
-
-    store = s3_store(endpoint_url=stack.s3_endpoint)
+    # ioarchive verify (the runbook's commands, as on-call runs them) passes on both published
+    # versions and on the staged folder; the public catalog lists the release.
     for bucket in (PUBLIC_BUCKET, MEMBER_BUCKET):
-        report = verify_location(f"s3://{bucket}/releases/{RELEASE_OK}/v1/", store=store)
-        assert report.ok, report.format()
         done = runbook.run(runbook.fill(runbook.command("ioarchive verify s3://"), {
             "<bucket>": bucket, "<release_id>": RELEASE_OK, "<N>": "1"}), env)
         assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout + done.stderr
