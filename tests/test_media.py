@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from ioarchive import drills, reconcile
+from ioarchive import drills, media_stream, reconcile
 from ioarchive.media import finalize_media, list_archives, pack_archive, pack_media, plan_media
 from ioarchive.pseudonym import pseudonym
 from ioarchive.schema import MEDIA_INDEX_COLUMNS
@@ -345,7 +345,7 @@ def test_killed_packer_leaves_no_finished_looking_file(tmp_path):
 
     code = ("import sys; from ioarchive.media import pack_archive; "
             "pack_archive(sys.argv[1], sys.argv[2], sys.argv[3], 'unhashed', sys.argv[4])")
-    drill = tmp_path / "drill"  # the fault drill's hold point: after the first 8 MiB of the big file
+    drill = tmp_path / "drill"  # the fault drill's hold point: after the big file's first chunk
     drill.mkdir()
     (drill / f"{drills.PACK_MEDIA}.hold").write_text("")
     env = dict(os.environ, **{drills.DRILL_DIR_ENV: str(drill)})
@@ -359,7 +359,7 @@ def test_killed_packer_leaves_no_finished_looking_file(tmp_path):
         assert proc.poll() is None and time.monotonic() < deadline, "packer did not reach the hold point"
         time.sleep(0.05)
     assert json.loads(reached.read_text())["pid"] == proc.pid
-    assert 4 * 1024 * 1024 < partial.stat().st_size < big  # mid-member: header and some of the data
+    assert media_stream.CHUNK_BYTES < partial.stat().st_size < big  # mid-member: header and some of the data
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (media_dir / name).exists()

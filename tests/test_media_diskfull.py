@@ -16,6 +16,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import pickle
 import resource
 import signal
 import subprocess
@@ -25,13 +26,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ioarchive import drills
+from ioarchive import drills, media_stream
 from ioarchive.media import MediaDiskFullError, pack_archive, plan_media
 from ioarchive.media_pack import result_path
 from ioarchive.staging import StagingLayout
 from test_media import RELEASE, TARGET, build_release, unzip_test
 
-BIG = 20 * 1024 * 1024  # three 8 MiB chunks: the drill holds after the first one
+BIG = 6 * 1024 * 1024  # several chunks: the drill holds after the first one
 VARIANT = "unhashed"
 PACK = ("import sys; from ioarchive.media import pack_archive; "
         "pack_archive(sys.argv[1], sys.argv[2], sys.argv[3], 'unhashed', sys.argv[4])")
@@ -92,21 +93,21 @@ def test_disk_full_before_and_while_packing(tmp_path, reference):
     name, planned = entry["name"], entry["planned_bytes"]
     media = StagingLayout(staging, RELEASE).media_dir(VARIANT)
     record = result_path(StagingLayout(staging, RELEASE), VARIANT, name)
-    with tmpfs(media, 16):
+    with tmpfs(media, 4):
         # 1. too little room from the start: refused before a byte is written
         with pytest.raises(MediaDiskFullError) as refused:
             pack_archive(campaign, staging, RELEASE, VARIANT, name)
         err = refused.value
-        assert err.needed == planned and 15 * 2**20 < err.free <= 16 * 2**20
+        assert err.needed == planned and 3 * 2**20 < err.free <= 4 * 2**20
         message = str(err)
         assert message.startswith(f"release {RELEASE}/{VARIANT}: not enough disk space to pack archive {name} into {media}: ")
-        assert f"it needs {planned:,} bytes (20 MB), {err.free:,} bytes (" in message
+        assert f"it needs {planned:,} bytes (6 MB), {err.free:,} bytes (" in message
         assert f"nothing was written: free at least {planned - err.free:,} bytes" in message
         assert message.endswith("then rerun the task")
         assert os.listdir(media) == [] and not record.exists()
 
         # 2. room at the start, then another writer fills the disk while the archive is half written
-        subprocess.run(["mount", "-o", "remount,size=32m", str(media)], check=True)
+        subprocess.run(["mount", "-o", "remount,size=8m", str(media)], check=True)
         drill = tmp_path / "drill"
         drill.mkdir()
         (drill / f"{drills.PACK_MEDIA}.hold").write_text("")
@@ -120,7 +121,7 @@ def test_disk_full_before_and_while_packing(tmp_path, reference):
                 assert proc.poll() is None and time.monotonic() < deadline, "packer did not reach the hold point"
                 time.sleep(0.05)
             partial = media / f".{name}.{proc.pid}.partial"
-            assert 8 * 2**20 < partial.stat().st_size < planned
+            assert media_stream.CHUNK_BYTES < partial.stat().st_size < planned
             _fill(media)
             (drill / f"{drills.PACK_MEDIA}.release").write_text("")
             _, stderr = proc.communicate(timeout=60)
@@ -132,7 +133,7 @@ def test_disk_full_before_and_while_packing(tmp_path, reference):
         message = next(line for line in stderr.splitlines() if line.startswith("ioarchive.media_pack.MediaDiskFullError"))
         assert f"release {RELEASE}/{VARIANT}: out of space (No space left on device) after writing " in message
         assert f"bytes of archive {name} into {media}; the partial file was removed" in message
-        assert f"The archive needs {planned:,} bytes (20 MB)" in message
+        assert f"The archive needs {planned:,} bytes (6 MB)" in message
         assert "free at least " in message and "then rerun the task" in message
         assert os.listdir(media) == ["filler"] and not record.exists()  # no partial, no archive, no record
 
@@ -143,7 +144,7 @@ def test_disk_full_before_and_while_packing(tmp_path, reference):
 
 
 def _limit_file_size() -> None:  # runs in the child between fork and exec
-    resource.setrlimit(resource.RLIMIT_FSIZE, (12 * 2**20, 12 * 2**20))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (3 * 2**20, 3 * 2**20))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the child instead of EFBIG
 
 
@@ -161,3 +162,11 @@ def test_file_size_limit_mid_write_leaves_nothing(tmp_path, reference):
     media = layout.media_dir(VARIANT)
     assert os.listdir(media) == [] and not result_path(layout, VARIANT, name).exists()
     _assert_rerun_packs_the_plan(campaign, staging, entry, reference)
+
+
+def test_disk_full_error_survives_a_process_pool():
+    """``pack-media --workers 2`` raises it in a pool worker: the parent must get the same error."""
+    err = MediaDiskFullError("release x_202101/hashed: not enough disk space ...", archive="a.zip", needed=10, free=3)
+    back = pickle.loads(pickle.dumps(err))
+    assert (type(back), str(back), back.archive, back.needed, back.free) == (
+        MediaDiskFullError, str(err), "a.zip", 10, 3)

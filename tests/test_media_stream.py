@@ -8,6 +8,7 @@ back to its header; the archive SHA-256 must be that of the bytes on disk.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import random
@@ -102,3 +103,36 @@ def test_stream_writes_the_good_members_exactly(tmp_path, monkeypatch, chunk, re
     with zipfile.ZipFile(out) as zf:
         assert zf.testzip() is None
         assert [(i.filename, zf.read(i)) for i in zf.infolist()] == good
+
+
+def test_stream_falls_back_to_buffered_reads_when_direct_reads_are_refused(tmp_path, monkeypatch):
+    """Some filesystems accept the O_DIRECT flag but refuse the reads (EINVAL): same archive, buffered."""
+    monkeypatch.setattr(media_stream, "CHUNK_BYTES", 4096)
+    refusing: set[int] = set()
+    real_readv = os.readv
+
+    def direct_io(fd: int, on: bool = True) -> bool:
+        (refusing.add if on else refusing.discard)(fd)
+        return on
+
+    def readv(fd: int, buffers):
+        if fd in refusing:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(media_stream, "_direct_io", direct_io)
+    monkeypatch.setattr(media_stream.os, "readv", readv)
+    src = tmp_path / "media"
+    src.mkdir()
+    members, good, bad = _members(src)
+    out = tmp_path / "out.zip"
+    fd = os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    root_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        _, digest, rejected = stream_archive(fd, root_fd, members, ZIP64_LIMIT)
+    finally:
+        os.close(fd)
+        os.close(root_fd)
+    assert out.read_bytes() == _reference(tmp_path / "ref.zip", good) and digest == _sha(out.read_bytes())
+    assert {m["media_key"]: rej.reason for m, rej in rejected} == bad
+    assert not refusing  # every source was switched back to buffered reads

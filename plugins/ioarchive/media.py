@@ -21,13 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from ioarchive.media_index import finalize_media
-from ioarchive.media_pack import ArchiveResult, pack_archive, pack_archives, quarantine_rejected
+from ioarchive.media_pack import (
+    ArchiveResult,
+    MediaDiskFullError,
+    pack_archive,
+    pack_archives,
+    quarantine_rejected,
+)
 from ioarchive.media_plan import MediaPlanError, list_archives, plan_media
 from ioarchive.media_zip import ZIP64_LIMIT
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES
 
 __all__ = [
     "ArchiveResult",
+    "MediaDiskFullError",
     "MediaPlanError",
     "finalize_media",
     "list_archives",

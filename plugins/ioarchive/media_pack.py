@@ -1,20 +1,26 @@
 """Media archive packing: one planned archive -> one deterministic zip (RELEASE_SPEC section 5).
 
 :func:`pack_archive` is the unit of work (one DAG task per archive via dynamic task mapping,
-or one process-pool job from the CLI). For each member of the plan it:
+or one process-pool job from the CLI). For each planned archive it:
 
-* opens the source below the campaign's ``media/`` one path component at a time with
-  ``O_NOFOLLOW`` relative to the parent directory's descriptor, so ``..``, absolute paths and
-  symlinks anywhere in the path are refused even if the file system changes meanwhile;
-* streams the bytes (4 MiB buffer: constant memory whatever the file size) into a temporary
-  ``.<archive>.<pid>.partial`` in the release's media folder while computing CRC-32 and SHA-256;
-* drops a member whose size or SHA-256 does not match the media index by truncating the
-  temporary file back to the member's header, and quarantines it (``quarantine/media.jsonl``
-  plus ``reconciliation.json`` through :func:`ioarchive.reconcile.move_to_quarantine`, once per
-  media key even though both variants pack the same file);
+* checks that the release's media folder has room for the archive's exact planned size, and
+  fails before writing anything otherwise (:class:`MediaDiskFullError` names the release, the
+  archive and the space needed);
+* streams the members into a temporary ``.<archive>.<pid>.partial`` in that folder
+  (:func:`ioarchive.media_stream.stream_archive`: sources opened without following symlinks,
+  size, CRC-32 and SHA-256 computed on the way, read-ahead, writing and archive hashing
+  overlapped on four threads, constant memory);
+* quarantines members whose size or SHA-256 does not match the media index (dropped from the
+  archive as if never planned; ``quarantine/media.jsonl`` plus ``reconciliation.json`` through
+  :func:`ioarchive.reconcile.move_to_quarantine`, once per media key even though both variants
+  pack the same file);
 * fsyncs, renames atomically to the final name, fsyncs the folder, and records the archive's
   size and SHA-256 in ``work/<variant>/media_archives/<archive>.json``. A rerun skips an archive
   whose file still matches that record for the same plan, and repacks it otherwise.
+
+If the disk fills up anyway (another writer on the same disk, a quota), the temporary file is
+removed and :class:`MediaDiskFullError` says how much space the archive needs and how much is
+free: nothing half-written is left, let alone under the final name.
 """
 
 from __future__ import annotations
@@ -27,41 +33,31 @@ import hashlib
 import json
 import logging
 import os
-import stat
-import time
-import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from ioarchive.checksums import sha256_file
-from ioarchive.media_plan import (
-    PLAN_FORMAT,
-    MediaPlanError,
-    atomic_write_bytes,
-    safe_source_path,
-    variant_plan,
-)
-from ioarchive.media_zip import StoredZipWriter
+from ioarchive.humanize import human_size
+from ioarchive.media_plan import PLAN_FORMAT, MediaPlanError, atomic_write_bytes, variant_plan
+from ioarchive.media_stream import MediaRejected, open_media_source, stream_archive
 from ioarchive.staging import StagingLayout
+
+__all__ = [
+    "ArchiveResult",
+    "MediaDiskFullError",
+    "MediaRejected",
+    "open_media_source",
+    "pack_archive",
+    "pack_archives",
+    "quarantine_media",
+    "quarantine_rejected",
+]
 
 log = logging.getLogger(__name__)
 
-BUFFER_BYTES = 4 * 1024 * 1024
-TEST_PAUSE_ENV = "IOARCHIVE_MEDIA_TEST_PAUSE_AFTER_BYTES"
-"""Test hook: after this many archive bytes are written, sleep (so a test can SIGKILL the packer)."""
-
 QUARANTINE_REASONS = ("size_mismatch", "sha256_mismatch", "missing_file", "path_escape", "symlink")
-
-
-class MediaRejected(Exception):
-    """A member cannot be packed; ``reason`` is a quarantine reason name."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass
@@ -104,171 +100,6 @@ def _plan_digest(entry: dict[str, Any], vplan: dict[str, Any]) -> str:
         sort_keys=True,
     )
     return hashlib.sha256(basis.encode()).hexdigest()
-
-
-# --- safe opening of sources -----------------------------------------------------------------
-def open_media_source(media_root_fd: int, source_path: str) -> int:
-    """Open ``source_path`` below the directory ``media_root_fd`` without following any symlink.
-
-    Each component is opened with ``O_NOFOLLOW`` relative to its parent's descriptor, so a
-    symlinked directory or file, ``..`` and absolute paths are refused (``MediaRejected``).
-    """
-    if not safe_source_path(source_path):
-        raise MediaRejected("path_escape", f"{source_path!r} is absolute or contains '..'")
-    parts = PurePosixPath(source_path).parts
-    dir_fd = os.dup(media_root_fd)
-    try:
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if last else os.O_DIRECTORY)
-            try:
-                fd = os.open(part, flags, dir_fd=dir_fd)
-            except FileNotFoundError:
-                raise MediaRejected("missing_file", f"{source_path!r} does not exist") from None
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.EMLINK):
-                    raise MediaRejected("symlink", f"{source_path!r}: {part!r} is a symlink") from None
-                if exc.errno == errno.ENOTDIR:
-                    if stat.S_ISLNK(os.lstat(part, dir_fd=dir_fd).st_mode):
-                        raise MediaRejected("symlink", f"{source_path!r}: {part!r} is a symlink") from None
-                    raise MediaRejected("missing_file", f"{source_path!r}: {part!r} is not a folder") from None
-                raise MediaRejected("missing_file", f"{source_path!r}: {exc.strerror}") from None
-            os.close(dir_fd)
-            dir_fd = fd
-        st = os.fstat(dir_fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise MediaRejected("missing_file", f"{source_path!r} is not a regular file")
-        fd, dir_fd = dir_fd, -1
-        return fd
-    finally:
-        if dir_fd >= 0:
-            os.close(dir_fd)
-
-
-# --- streaming -------------------------------------------------------------------------------
-class _PauseHook:
-    """Sleeps once after N archive bytes (only when the test env var is set)."""
-
-    def __init__(self) -> None:
-        raw = os.environ.get(TEST_PAUSE_ENV)
-        self.after = int(raw) if raw else None
-
-    def check(self, offset: int) -> None:
-        if self.after is not None and offset >= self.after:
-            self.after = None
-            log.warning("%s reached (%d bytes written): pausing for a crash test", TEST_PAUSE_ENV, offset)
-            time.sleep(600)
-
-
-class _ArchiveStream:
-    """Streams members into one archive, hashing the archive as it goes (no second read pass).
-
-    A member that fits the buffer is read and verified *before* anything is written (its CRC
-    goes straight into the header). A larger member is streamed in buffer-sized chunks, its
-    CRC patched into the header afterwards; once committed its bytes are hashed back from the
-    page cache. After each committed stretch, writeback is started without waiting
-    (``POSIX_FADV_DONTNEED``), so the disk writes overlap with reading and hashing the next
-    files and the final fsync has little left to do.
-    """
-
-    KICK_BYTES = 16 * 1024 * 1024
-
-    def __init__(self, out_fd: int, zip64_limit: int) -> None:
-        self.fd = out_fd
-        self.writer = StoredZipWriter(out_fd, zip64_limit)
-        self.buf = bytearray(BUFFER_BYTES)
-        self.view = memoryview(self.buf)
-        self.archive_sha = hashlib.sha256()
-        self.hook = _PauseHook()
-        self.kicked = 0
-
-    def add(self, src_fd: int, member: dict[str, Any]) -> None:
-        """Pack one member or raise MediaRejected (the archive is then as if it was never tried)."""
-        size = member["bytes"]
-        st = os.fstat(src_fd)
-        if st.st_size != size:
-            raise MediaRejected("size_mismatch", f"{member['source_path']!r} has {st.st_size} bytes, index says {size}")
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(src_fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        src = os.fdopen(src_fd, "rb", buffering=0, closefd=False)
-        if size <= len(self.buf):
-            self._add_small(src, member)
-        else:
-            start = self.writer.offset
-            self.writer.begin(member["path"], size)
-            try:
-                crc = self._stream_large(src, member)
-            except MediaRejected:
-                self.writer.abort()
-                raise
-            self.writer.commit(crc)
-            self._hash_back(start, self.writer.offset)
-        if self.writer.offset - self.kicked >= self.KICK_BYTES:
-            self._kick_writeback()
-
-    def _read_exact(self, src: Any, member: dict[str, Any], view: memoryview) -> int:
-        n = src.readinto(view)
-        if not n:
-            raise MediaRejected("size_mismatch", f"{member['source_path']!r} ended before its {member['bytes']} bytes")
-        return n
-
-    def _verify_tail(self, src: Any, member: dict[str, Any], digest: str) -> None:
-        if src.read(1):
-            raise MediaRejected("size_mismatch", f"{member['source_path']!r} grew while being packed")
-        if digest != member["sha256"]:
-            raise MediaRejected(
-                "sha256_mismatch", f"{member['source_path']!r} sha256 {digest}, index says {member['sha256']}"
-            )
-
-    def _add_small(self, src: Any, member: dict[str, Any]) -> None:
-        size = member["bytes"]
-        got = 0
-        while got < size:
-            got += self._read_exact(src, member, self.view[got:size])
-        data = self.view[:size]
-        self._verify_tail(src, member, hashlib.sha256(data).hexdigest())
-        crc = zlib.crc32(data)
-        header = self.writer.begin(member["path"], size, crc)
-        self.writer.write(data)
-        self.writer.commit(crc)
-        self.archive_sha.update(header)
-        self.archive_sha.update(data)
-
-    def _stream_large(self, src: Any, member: dict[str, Any]) -> int:
-        sha = hashlib.sha256()
-        crc = 0
-        remaining = member["bytes"]
-        while remaining:
-            n = self._read_exact(src, member, self.view[: min(len(self.buf), remaining)])
-            chunk = self.view[:n]
-            sha.update(chunk)
-            crc = zlib.crc32(chunk, crc)
-            self.writer.write(chunk)
-            remaining -= n
-            self.hook.check(self.writer.offset)
-        self._verify_tail(src, member, sha.hexdigest())
-        return crc
-
-    def _hash_back(self, start: int, end: int) -> None:
-        pos = start
-        while pos < end:
-            n = os.preadv(self.fd, [self.view[: min(len(self.buf), end - pos)]], pos)
-            if n <= 0:
-                raise OSError(f"short read hashing back the archive at offset {pos}")
-            self.archive_sha.update(self.view[:n])
-            pos += n
-
-    def _kick_writeback(self) -> None:
-        with contextlib.suppress(OSError):
-            os.posix_fadvise(self.fd, self.kicked, self.writer.offset - self.kicked, os.POSIX_FADV_DONTNEED)
-        self.kicked = self.writer.offset
-
-    def finish(self) -> tuple[int, str]:
-        """Central directory and end records; fsync. Returns (archive bytes, archive sha256)."""
-        size = self.writer.finish()
-        self.archive_sha.update(self.writer.trailer)
-        os.fsync(self.fd)
-        return size, self.archive_sha.hexdigest()
 
 
 def clean_stale_partials(media_dir: Path, archive_name: str = "*") -> None:
@@ -337,6 +168,70 @@ def _reuse(layout: StagingLayout, variant: str, entry: dict[str, Any], digest: s
     return ArchiveResult(**rec, reused=True)
 
 
+# --- disk space ------------------------------------------------------------------------------
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+"""Write errors that mean "no room": full disk, quota, file size limit."""
+
+
+class MediaDiskFullError(RuntimeError):
+    """No room to write an archive; the message names the release, the archive and the space needed."""
+
+    def __init__(self, message: str, *, archive: str = "", needed: int = 0, free: int = 0) -> None:
+        # defaults: a process pool re-creates the exception from its message, then restores the fields
+        super().__init__(message)
+        self.archive = archive
+        self.needed = needed
+        self.free = free
+
+
+def free_bytes(folder: Path) -> int:
+    """Bytes an unprivileged process may still write on ``folder``'s filesystem (``df``'s Avail)."""
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+def _space_advice(needed: int, free: int) -> str:
+    short = needed - free
+    if short <= 0:
+        return "there is room now (another writer freed space): rerun the task"
+    return (
+        f"free at least {short:,} bytes ({human_size(short)}) there, or move the staging folder to a bigger "
+        "disk, then rerun the task"
+    )
+
+
+def check_free_space(layout: StagingLayout, variant: str, archive_name: str, folder: Path, needed: int) -> None:
+    """Fail before writing anything if ``folder`` cannot hold ``needed`` bytes (the exact planned size)."""
+    free = free_bytes(folder)
+    if free >= needed:
+        return
+    raise MediaDiskFullError(
+        f"release {layout.release_id}/{variant}: not enough disk space to pack archive {archive_name} into "
+        f"{folder}: it needs {needed:,} bytes ({human_size(needed)}), {free:,} bytes ({human_size(free)}) are "
+        f"free; nothing was written: {_space_advice(needed, free)}",
+        archive=archive_name, needed=needed, free=free,
+    )
+
+
+def _disk_full_error(
+    layout: StagingLayout, variant: str, archive_name: str, folder: Path, needed: int, written: int, exc: OSError
+) -> MediaDiskFullError:
+    free = free_bytes(folder)
+    if exc.errno == errno.EFBIG:
+        advice = (
+            "the file size limit (`ulimit -f` of the worker, or the filesystem's) is below the archive's size: "
+            "raise it, or replan with a smaller --target-bytes, then rerun the task"
+        )
+    else:
+        advice = _space_advice(needed, free)
+    return MediaDiskFullError(
+        f"release {layout.release_id}/{variant}: out of space ({exc.strerror}) after writing {written:,} bytes of "
+        f"archive {archive_name} into {folder}; the partial file was removed. The archive needs {needed:,} bytes "
+        f"({human_size(needed)}), {free:,} bytes ({human_size(free)}) are free now: {advice}",
+        archive=archive_name, needed=needed, free=free,
+    )
+
+
 def pack_archive(
     campaign_dir: str | Path,
     staging_dir: str | Path,
@@ -345,7 +240,11 @@ def pack_archive(
     archive_name: str,
     verify_existing: bool = True,
 ) -> ArchiveResult:
-    """Pack one planned archive into ``release/<variant>/media/`` (skipped if already done)."""
+    """Pack one planned archive into ``release/<variant>/media/`` (skipped if already done).
+
+    Raises :class:`MediaDiskFullError` when the disk cannot hold the archive (checked before
+    writing, and on a full disk while writing), leaving no partial or final file behind.
+    """
     layout = StagingLayout(staging_dir, release_id)
     vplan = variant_plan(layout, variant)
     entry = next((a for a in vplan["archives"] if a["name"] == archive_name), None)
@@ -365,6 +264,11 @@ def pack_archive(
     media_dir.mkdir(parents=True, exist_ok=True)
     clean_stale_partials(media_dir, archive_name)
     final = media_dir / archive_name
+    if final.exists():  # not reusable (see _reuse): its space is needed and its bytes are wrong
+        log.warning("release %s/%s: removing %s before repacking it", release_id, variant, final)
+        final.unlink()
+    planned = entry["planned_bytes"]
+    check_free_space(layout, variant, archive_name, media_dir, planned)
     tmp = media_dir / f".{archive_name}.{os.getpid()}.partial"
     media_root = Path(campaign_dir) / "media"
     try:
@@ -372,39 +276,30 @@ def pack_archive(
     except OSError as exc:
         raise MediaPlanError(f"release {release_id}: cannot open campaign media folder {media_root}: {exc.strerror}") from None
 
-    quarantined: list[dict[str, Any]] = []
     out_fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        stream = _ArchiveStream(out_fd, vplan["zip64_limit"])
-        for m in members:
-            try:
-                src_fd = open_media_source(root_fd, m["source_path"])
-            except MediaRejected as rej:
-                quarantined.append(_quarantine_item(m, rej))
-                continue
-            try:
-                stream.add(src_fd, m)
-            except MediaRejected as rej:
-                quarantined.append(_quarantine_item(m, rej))
-            finally:
-                os.close(src_fd)
-        size, sha = stream.finish()
-    except BaseException:
+        size, sha, rejected = stream_archive(out_fd, root_fd, members, vplan["zip64_limit"])
+        if len(rejected) < len(members):
+            os.replace(tmp, final)
+    except BaseException as exc:
+        written = os.fstat(out_fd).st_size
         os.close(out_fd)
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            error = _disk_full_error(layout, variant, archive_name, media_dir, planned, written, exc)
+            log.error("%s", error)
+            raise error from exc
         raise
     finally:
         os.close(root_fd)
     os.close(out_fd)
 
+    quarantined = [_quarantine_item(m, rej) for m, rej in rejected]
     files = len(members) - len(quarantined)
     if files == 0:
         # Nothing left to publish: no empty zip (the number stays unused; see docs/decisions.md).
         tmp.unlink()
-        final.unlink(missing_ok=True)
         size, sha = 0, ""
-    else:
-        os.replace(tmp, final)
     _fsync_dir(media_dir)
     for q in quarantined:
         log.error(
@@ -422,18 +317,18 @@ def pack_archive(
         sha256=sha,
         files=files,
         planned_files=entry["files"],
-        planned_bytes=entry["planned_bytes"],
+        planned_bytes=planned,
         quarantined=quarantined,
     )
-    if size > entry["planned_bytes"]:  # cannot happen: dropping members only shrinks an archive
-        raise RuntimeError(f"{final}: {size} bytes exceeds the planned {entry['planned_bytes']}")
+    if size > planned:  # cannot happen: dropping members only shrinks an archive
+        raise RuntimeError(f"{final}: {size} bytes exceeds the planned {planned}")
     atomic_write_bytes(
         result_path(layout, variant, archive_name),
         (json.dumps(result.to_dict(), indent=1, sort_keys=True) + "\n").encode(),
     )
     log.info(
         "release %s/%s: packed %s: %d files, %d bytes (planned %d), %d quarantined",
-        release_id, variant, archive_name, files, size, entry["planned_bytes"], len(quarantined),
+        release_id, variant, archive_name, files, size, planned, len(quarantined),
     )
     return result
 

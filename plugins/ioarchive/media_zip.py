@@ -47,6 +47,10 @@ VERSION_DEFAULT = 20
 VERSION_ZIP64 = 45
 FLAG_UTF8 = 0x800
 
+WRITE_PIECE = 1024 * 1024
+"""Largest single ``write()``: measured on this project's VMs (Linux 6.18, ext4), writing 1 GiB
+through the page cache cost 0.2 s of CPU in 1 MiB writes and 1.5-2.7 s in 8 MiB writes."""
+
 
 def _name_bytes(name: str) -> tuple[bytes, int]:
     """Encoded member name and the general purpose flags it needs (UTF-8 bit if non-ascii)."""
@@ -136,7 +140,7 @@ class StoredZipWriter:
     def _write_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         while view:
-            n = os.write(self.fd, view)
+            n = os.write(self.fd, view[:WRITE_PIECE])
             view = view[n:]
         self.offset += len(data)
 

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from ioarchive.campaign import check_release_id
-    from ioarchive.media import MediaPlanError, pack_media
+    from ioarchive.media import MediaDiskFullError, MediaPlanError, pack_media
 
     log = logging.getLogger("ioarchive.pack_media")
     check_release_id(args.release_id)
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
                 args.campaign, args.staging, args.release_id, variant,
                 target_bytes=args.target_bytes, workers=args.workers,
             )
-        except MediaPlanError as exc:
+        except (MediaPlanError, MediaDiskFullError) as exc:
             log.error("%s", exc)
             return 1
         print(json.dumps({"variant": variant, **summary["counts"]}, sort_keys=True))
