@@ -26,6 +26,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, spark=None) -> int:
     """Run the job; ``spark`` lets tests pass their session (otherwise one is created)."""
+    from ioarchive import drills
     from ioarchive.extract import extract_campaign
     from ioarchive.spark import get_spark
     from ioarchive.writers import write_release_tables
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None, spark=None) -> int:
     args = parse_args(argv)
     spark = spark or get_spark("ioarchive-extract")
     books = extract_campaign(spark, args.campaign, args.staging, args.release_id)
+    drills.hold(drills.EXTRACT)  # work tables written, release tables not yet
     files = write_release_tables(spark, args.staging, args.release_id, "unhashed",
                                  csv_part_max_bytes=args.csv_part_max_bytes)
     print(json.dumps({"reconciliation": books, "unhashed": files["counts"]}, sort_keys=True))
