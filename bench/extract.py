@@ -4,8 +4,9 @@ Measured side by side in one run, on the same generated raw campaign:
 
 - ours: ``extract_campaign`` + ``pseudonymize_release`` + ``write_release_tables`` for both
   variants (what ``ioarchive extract`` does);
-- floor: a plain Spark read of the same raw JSON Lines files written once to Parquet and once to
-  CSV (no parsing rules, no pseudonymization, one variant): the I/O floor;
+- floor: a plain Spark read of the same raw JSON Lines files (same explicit schemas) written to
+  Parquet and to gzip-deflated CSV once per variant (no rules, no pseudonymization, no sort):
+  the I/O floor of this engine for the files we write;
 - pandas: the same transformation single-process with ``json`` + pandas + ``hashlib``/``hmac``,
   writing both variants' zipped CSV and Parquet;
 - duckdb: the same transformation in DuckDB SQL (pseudonym map computed with Python's hmac:
@@ -14,8 +15,9 @@ Measured side by side in one run, on the same generated raw campaign:
 The pandas and DuckDB versions apply the same checks (invalid JSON, missing and duplicate ids,
 timestamps, negative counts, deletions, campaign membership) and the same token replacement,
 but skip media path checks and quarantine line numbers. Prints times, the ratios
-``ours/floor`` (target <= 1.3) and ``pandas/ours`` (target >= 3), and peak RSS of this process
-and its children (the Spark JVM is a child).
+``ours/floor`` (target <= 1.3) and ``pandas/ours`` (target >= 3), and peak resident memory:
+the Spark JVM's and this driver's for ours and floor, and each of pandas and DuckDB (run in a
+child process of their own, so the numbers are theirs).
 
     .venv/bin/python bench/extract.py --posts 1000000      # full size
     .venv/bin/python bench/extract.py --posts 50000        # dry run
@@ -32,6 +34,7 @@ import os
 import re
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -57,10 +60,22 @@ class CpuClock:
         return own.ru_utime + own.ru_stime + jvm
 
 
-def peak_rss_mib() -> tuple[float, float]:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return own, children
+def peak_rss_mib(pid: int | None = None) -> float:
+    """Peak resident memory (VmHWM) of a live process, this one by default."""
+    with open(f"/proc/{pid or 'self'}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_engine_child(engine: str, campaign: Path, out: Path) -> dict[str, float]:
+    """pandas or DuckDB in a fresh process, so its time, CPU and peak memory are its own."""
+    t0 = resource.getrusage(resource.RUSAGE_SELF)
+    wall = run_pandas(campaign, out) if engine == "pandas" else run_duckdb(campaign, out)
+    t1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (t1.ru_utime + t1.ru_stime) - (t0.ru_utime + t0.ru_stime)
+    return {"wall": wall, "cpu": cpu, "peak_rss_mib": peak_rss_mib()}
 
 
 def generate(folder: Path, posts: int) -> Path:
@@ -91,12 +106,23 @@ def run_ours(spark, campaign: Path, out: Path) -> float:
 
 # --- floor ---------------------------------------------------------------------------------
 def run_floor(spark, campaign: Path, out: Path) -> float:
+    """The same I/O as ours with no rules: read the raw files (with the same explicit schemas,
+    so no inference pass), write each table's Parquet and deflated CSV once per variant."""
+    from ioarchive.extract import _raw_schemas
+    from pyspark.sql import functions as F
+
+    schemas = _raw_schemas()
     t = time.perf_counter()
-    for table in ("accounts", "posts", "media"):
-        df = spark.read.json(str(campaign / f"{table}.jsonl"))
-        df.write.mode("overwrite").parquet(str(out / f"{table}.parquet"))
-        flat = df.select([c for c, typ in df.dtypes if not typ.startswith(("struct", "array"))])
-        flat.write.mode("overwrite").option("quoteAll", True).option("escape", '"').csv(str(out / f"{table}.csv"))
+    for variant in ("unhashed", "hashed"):
+        for table in ("accounts", "posts"):
+            df = spark.read.schema(schemas[table]).json(str(campaign / f"{table}.jsonl")).drop("_corrupt_record")
+            df.write.mode("overwrite").parquet(str(out / variant / f"{table}.parquet"))
+            flat = df.select([F.to_json(c).alias(c) if typ.startswith(("struct", "array")) else F.col(c)
+                              for c, typ in df.dtypes])
+            (flat.write.mode("overwrite").option("quoteAll", True).option("escape", '"')
+             .option("compression", "gzip").csv(str(out / variant / f"{table}.csv")))
+    media = spark.read.schema(schemas["media"]).json(str(campaign / "media.jsonl")).drop("_corrupt_record")
+    media.write.mode("overwrite").parquet(str(out / "media.parquet"))
     return time.perf_counter() - t
 
 
@@ -371,11 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--work", default=os.environ.get("IOARCHIVE_BENCH_DIR", str(Path(tempfile.gettempdir()) / "ioarchive-bench")))
     parser.add_argument("--skip", default="", help="comma-separated: pandas,duckdb,floor")
+    parser.add_argument("--engine", choices=("pandas", "duckdb"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     campaign = generate(work, args.posts)
+    if args.engine:  # child run (see run_engine_child)
+        out = work / f"out-{args.engine}-{args.posts}"
+        print(json.dumps(run_engine_child(args.engine, campaign, out)))
+        return 0
     raw_mb = sum(p.stat().st_size for p in campaign.glob("*.jsonl")) / 1024**2
     print(f"input: {args.posts} posts, {raw_mb:.0f} MiB of JSON Lines; cores: {os.cpu_count()}; load: {os.getloadavg()[0]:.1f}")
 
@@ -386,23 +417,26 @@ def main(argv: list[str] | None = None) -> int:
     cpu = CpuClock(spark)
     results: dict[str, float] = {}
     cpu_used: dict[str, float] = {}
+    peaks: dict[str, str] = {}
     for name in ("ours", "floor", "pandas", "duckdb"):
         if name in skip:
             continue
         out = work / f"out-{name}-{args.posts}"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        c0 = cpu()
-        if name == "ours":
-            results[name] = run_ours(spark, campaign, out)
-        elif name == "floor":
-            results[name] = run_floor(spark, campaign, out)
-        elif name == "pandas":
-            results[name] = run_pandas(campaign, out)
+        if name in ("ours", "floor"):
+            c0 = cpu()
+            results[name] = run_ours(spark, campaign, out) if name == "ours" else run_floor(spark, campaign, out)
+            cpu_used[name] = cpu() - c0
+            # VmHWM is a lifetime peak: "floor" shows the larger of the two Spark runs.
+            peaks[name] = f"Spark JVM {peak_rss_mib(cpu.jvm_pid):.0f} MiB, Python driver {peak_rss_mib():.0f} MiB"
         else:
-            results[name] = run_duckdb(campaign, out)
-        cpu_used[name] = cpu() - c0
-        print(f"{name:>7}: wall {results[name]:8.1f} s   cpu {cpu_used[name]:8.1f} s   "
+            proc = subprocess.run([sys.executable, __file__, "--posts", str(args.posts), "--work", str(work),
+                                   "--engine", name], capture_output=True, text=True, check=True)
+            child = json.loads(proc.stdout.strip().splitlines()[-1])
+            results[name], cpu_used[name] = child["wall"], child["cpu"]
+            peaks[name] = f"process {child['peak_rss_mib']:.0f} MiB"
+        print(f"{name:>7}: wall {results[name]:8.1f} s   cpu {cpu_used[name]:8.1f} s   peak {peaks[name]}   "
               f"(load now {os.getloadavg()[0]:.1f})", flush=True)
     # Wall time is what a run costs; CPU time is shown too because other work on a shared
     # machine inflates wall time unevenly.
@@ -411,8 +445,6 @@ def main(argv: list[str] | None = None) -> int:
         if a in results and b in results:
             print(f"{label:<12} wall {results[a] / results[b]:6.2f}   cpu {cpu_used[a] / cpu_used[b]:6.2f}   "
                   f"{'(target ' + target + ')' if target else ''}")
-    own, children = peak_rss_mib()
-    print(f"peak RSS: python {own:.0f} MiB, children (Spark JVM) {children:.0f} MiB")
     spark.stop()
     return 0
 

@@ -116,11 +116,8 @@ def test_extract_killed_mid_write_then_rerun_gives_identical_bytes(undisturbed, 
     leftovers = [p.relative_to(staging).as_posix() for p in staging.rglob("*")
                  if p.name.startswith("_tmp_") or p.name == "_temporary"]
     assert leftovers == []
-    # Known gap, reported (writers.py is owned elsewhere): the zip and Parquet writers write at
-    # the final name, so a kill leaves e.g. a 0-byte <id>_tweets_csv_unhashed.zip. The rerun
-    # repairs it (above); this marks the drill until the writers go through temp file + rename.
-    if killed_state:
-        pytest.xfail("the killed writer left partial files at their final names: " + "; ".join(killed_state))
+    # Nothing the killed writer left claims to be finished (temp names until complete, files.json last).
+    assert killed_state == []
 
 
 def test_run_logged_kills_a_step_that_exceeds_its_timeout(tmp_path):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,26 +109,57 @@ def find_raw_file(campaign_dir: Path, table: str, required: bool = True) -> Path
     return None
 
 
-def _read_lines(spark: SparkSession, path: Path | None, schema: Any) -> DataFrame:
-    """Raw lines with their position (block, monotonically increasing id) and parsed JSON.
+def _text_lines(spark: SparkSession, path: Path) -> DataFrame:
+    """Raw lines with their position: ``blk`` (byte offset of the file split) and ``mid``.
 
-    ``blk`` (the byte offset of the file split) and ``mid`` order lines exactly as in the file;
-    :func:`tally` turns them into 1-based line numbers for quarantine records.
+    ``mid`` (monotonically increasing id) is deterministic for the same file and session, so a
+    second read of the same file gives every line the same position (see :func:`tally`).
     """
     from pyspark.sql import functions as F
 
-    if path is None:
-        empty = spark.createDataFrame([], "value string, blk long, mid long")
-        return empty.withColumn("j", F.from_json("value", schema))
-    df = spark.read.text(str(path)).select(
+    return spark.read.text(str(path)).select(
         "value",
         F.col("_metadata.file_block_start").alias("blk"),
         F.monotonically_increasing_id().alias("mid"),
     )
+
+
+def _read_lines(spark: SparkSession, path: Path | None, schema: Any) -> DataFrame:
+    """Raw lines with their position and the parsed JSON (``j``)."""
+    from pyspark.sql import functions as F
+
+    if path is None:
+        df = spark.createDataFrame([], "value string, blk long, mid long")
+    else:
+        df = _text_lines(spark, path)
     return df.withColumn(
         "j",
         F.from_json("value", schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_corrupt_record"}),
     )
+
+
+def _parse(spark: SparkSession, path: Path | None, schema: Any, keep_raw: Column | None = None,
+           **extra: Column) -> DataFrame:
+    """Parse a raw file once and cache what the checks and the outputs need.
+
+    Columns: ``blk``, ``mid``, ``_blank`` (blank line), ``_inv`` (invalid JSON), ``j`` (the parsed
+    record, without the corrupt-record copy), ``extra`` columns computed from ``j``, and
+    ``value`` (raw text, at most 10 kB) only where ``keep_raw`` holds (lines that may be
+    quarantined): keeping every raw line would double the cache for nothing. Lines quarantined
+    without their text (duplicates) get it back from a re-read in :func:`tally`.
+    """
+    from pyspark.sql import functions as F
+
+    df = _read_lines(spark, path, schema)
+    df = df.select(
+        "blk", "mid", "value", _blank("value").alias("_blank"), _is_invalid_json().alias("_inv"),
+        F.col("j").dropFields("_corrupt_record").alias("j"),
+    )
+    for name, col in extra.items():
+        df = df.withColumn(name, col)
+    keep = F.col("_inv") if keep_raw is None else (F.col("_inv") | keep_raw)
+    raw = F.when(~F.col("_blank") & F.coalesce(keep, F.lit(True)), F.substring("value", 1, reconcile.MAX_RECORD_CHARS))
+    return df.withColumn("value", raw).persist()
 
 
 def _is_invalid_json() -> Column:
@@ -155,19 +186,25 @@ def parse_v11_time(col: Column) -> Column:
     return F.when(shaped, parsed)
 
 
-def tally(df: DataFrame, source_file: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: str
+          ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Counts by disposition/reason and the quarantine records of one classified table.
 
-    One aggregation gives both the books and, per file split, the line offsets that turn
-    (``blk``, ``mid``) into 1-based line numbers (blank lines count as lines, not as reads).
-    A second pass collects the quarantined lines only when there are any.
+    One aggregation gives the books, the quarantined lines and, per file split, the line
+    offsets that turn (``blk``, ``mid``) into 1-based line numbers (blank lines count as lines,
+    not as reads). Quarantined lines whose raw text was not kept (duplicates) are read again
+    from the file, by position, only when there are any.
     """
     from pyspark.sql import functions as F
 
+    quarantined = F.col("disposition") == "quarantined"
     rows = df.groupBy("blk", "disposition", "reason").agg(
-        F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0")).collect()
+        F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0"),
+        F.collect_list(F.when(quarantined, F.struct("mid", "value"))).alias("q"),
+    ).collect()
     entry: dict[str, Any] = {"read": 0, "released": 0, "excluded": {}, "quarantined": {}}
     per_block: dict[int, list[int]] = {}
+    pending: list[tuple[int, int, str, str | None]] = []
     for row in rows:
         block = per_block.setdefault(row["blk"], [0, row["m0"]])
         block[0] += row["n"]
@@ -180,19 +217,26 @@ def tally(df: DataFrame, source_file: str) -> tuple[dict[str, Any], list[dict[st
         else:
             bucket = entry[row["disposition"]]
             bucket[row["reason"]] = bucket.get(row["reason"], 0) + row["n"]
+        pending += [(row["blk"], q["mid"], row["reason"], q["value"]) for q in row["q"]]
     entry["excluded"] = dict(sorted(entry["excluded"].items()))
     entry["quarantined"] = dict(sorted(entry["quarantined"].items()))
-    if not entry["quarantined"]:
+    if not pending:
         return entry, []
+    missing = sorted({(blk, mid) for blk, mid, _, value in pending if value is None})
+    if missing and source is not None:
+        wanted = spark.createDataFrame(missing, "blk long, mid long")
+        found = _text_lines(spark, source).join(F.broadcast(wanted), ["blk", "mid"], "left_semi")
+        texts = {(r["blk"], r["mid"]): r["value"] for r in
+                 found.select("blk", "mid", F.substring("value", 1, reconcile.MAX_RECORD_CHARS).alias("value")).collect()}
+        pending = [(b, m, why, texts.get((b, m)) if v is None else v) for b, m, why, v in pending]
     offsets, seen = {}, 0
     for blk in sorted(per_block):
         offsets[blk] = (seen, per_block[blk][1])
         seen += per_block[blk][0]
     records = []
-    for row in df.where(F.col("disposition") == "quarantined").select("blk", "mid", "reason", "value").collect():
-        base, first_mid = offsets[row["blk"]]
-        line = base + (row["mid"] - first_mid) + 1
-        records.append(reconcile.quarantine_record(source_file, line, row["reason"], row["value"]))
+    for blk, mid, why, value in pending:
+        base, first_mid = offsets[blk]
+        records.append(reconcile.quarantine_record(source_file, base + (mid - first_mid) + 1, why, value or ""))
     return entry, records
 
 
@@ -201,33 +245,35 @@ def _classify(
     id_col: Column,
     quarantine_checks: list[tuple[str, Column]],
     exclusion_checks: list[tuple[str, Column]],
-    extra: dict[str, Column] | None = None,
+    cached: list[DataFrame],
 ) -> DataFrame:
     """Give every line one disposition: blank, quarantined/<reason>, excluded/<reason>, released.
 
+    ``df`` is a parsed (cached) table from :func:`_parse`, joined with whatever the checks need.
     Order (first match wins): invalid_json, missing_id, duplicate_id, the other checks of
     ``quarantine_checks`` in order, then ``exclusion_checks`` in order. Duplicates: among lines that
     parsed and have an id, the first by file position is kept; later ones are ``duplicate_id``.
+    The duplicate ids (small) are computed once and cached (appended to ``cached``).
     """
     from pyspark.sql import functions as F
 
     df = df.withColumn("_id", id_col)
-    for name, col in (extra or {}).items():
-        df = df.withColumn(name, col)
-    has_id = ~_is_invalid_json() & ~_blank("_id")
-    candidates = df.where(~_blank("value") & has_id)
+    has_id = ~F.col("_blank") & ~F.col("_inv") & ~_blank("_id")
     firsts = (
-        candidates.groupBy("_id")
+        df.where(has_id)
+        .groupBy("_id")
         .agg(F.count(F.lit(1)).alias("_n"), F.min(F.struct("blk", "mid")).alias("_first"))
         .where(F.col("_n") > 1)
         .select("_id", "_first")
+        .persist()
     )
+    cached.append(firsts)
     df = df.join(F.broadcast(firsts), on="_id", how="left")
     is_dup = F.col("_first").isNotNull() & (F.struct("blk", "mid") != F.col("_first"))
 
     checks: list[tuple[str, str, Column]] = [
-        ("blank", "", _blank("value")),
-        ("quarantined", "invalid_json", _is_invalid_json()),
+        ("blank", "", F.col("_blank")),
+        ("quarantined", "invalid_json", F.col("_inv")),
         ("quarantined", "missing_id", _blank("_id")),
     ]
     checks += [("quarantined", r, c) for r, c in quarantine_checks if r == "missing_id"]
@@ -240,9 +286,7 @@ def _classify(
     for disp, why, cond in reversed(checks):
         disposition = F.when(cond, F.lit(disp)).otherwise(disposition)
         reason = F.when(cond, F.lit(why or None)).otherwise(reason)
-    df = df.withColumn("disposition", disposition).withColumn("reason", reason)
-    # Keep the raw text only where it is needed (quarantine records): halves the cache.
-    return df.withColumn("value", F.when(F.col("disposition") == "quarantined", F.substring("value", 1, reconcile.MAX_RECORD_CHARS)))
+    return df.withColumn("disposition", disposition).withColumn("reason", reason)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,88 +445,15 @@ def extract_campaign(
     quarantine: list[dict[str, Any]] = []
     cached: list[DataFrame] = [deletions]
 
+    def book(table: str, df: DataFrame, path: Path | None) -> None:
+        books["tables"][table], records = tally(spark, df, path, path.name if path else f"{table}.jsonl")
+        quarantine.extend(records)
+
     try:
-        # ---- accounts -----------------------------------------------------------------------
-        acc = _read_lines(spark, files["accounts"], schemas["accounts"]).withColumn("_ts", parse_v11_time(F.col("j.created_at")))
-        acc = acc.join(campaign_ids, F.col("j.id_str") == F.col("cid"), "left")
-        acc = _classify(
-            acc, F.col("j.id_str"),
-            [("unparseable_timestamp", F.col("_ts").isNull()),
-             ("negative_count", _negative("j.followers_count", "j.friends_count"))],
-            [("not_campaign_account", F.col("cid").isNull())],
-        ).persist()
-        cached.append(acc)
-        accounts = acc.where(F.col("disposition") == "released").select(*_account_columns())
-        accounts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "accounts")))
-        accounts = spark.read.parquet(str(layout.work_table(VARIANT, "accounts")))
-        _book(books, quarantine, "accounts", acc, files["accounts"].name)
-
-        # ---- posts --------------------------------------------------------------------------
-        post = _read_lines(spark, files["posts"], schemas["posts"]).withColumn("_ts", parse_v11_time(F.col("j.created_at")))
-        post = post.join(campaign_ids, F.col("j.user.id_str") == F.col("cid"), "left")
-        post = post.join(F.broadcast(deletions.where(F.col("kind") == "post").select(F.col("id").alias("_del"))),
-                         F.col("j.id_str") == F.col("_del"), "left")
-        post = _classify(
-            post, F.col("j.id_str"),
-            [("missing_id", _blank("j.user.id_str")),
-             ("unparseable_timestamp", F.col("_ts").isNull()),
-             ("negative_count", _negative("j.quote_count", "j.reply_count", "j.favorite_count", "j.retweet_count"))],
-            [("deleted", F.col("_del").isNotNull()),
-             ("not_campaign_account", F.col("cid").isNull())],
-        ).persist()
-        cached.append(post)
-        released = post.where(F.col("disposition") == "released")
-        posts = released.select(F.col("j.user.id_str").alias("_uid"), *_post_columns()).join(
-            F.broadcast(accounts), F.col("_uid") == accounts["userid"], "left"
-        ).select(*[F.col("_uid").alias("userid") if c == "userid" else F.col(c) for c in POST_COLUMNS])
-        posts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "posts")))
-        _book(books, quarantine, "posts", post, files["posts"].name)
-
-        # identities: campaign accounts and every screen/display name seen for them
-        mentions = released.select(F.explode("j.entities.user_mentions").alias("m")).select(
-            F.col("m.id_str").alias("userid"), F.col("m.screen_name").alias("screen_name"))
-        _write_identities(spark, layout, campaign_ids, accounts, mentions)
-
-        # ---- media --------------------------------------------------------------------------
-        released_posts = spark.read.parquet(str(layout.work_table(VARIANT, "posts"))).select(
-            F.col("tweetid").alias("_pid"), F.col("userid").alias("_puid"))
-        med = _read_lines(spark, files["media"], schemas["media"])
-        paths = [r["p"] for r in med.where(~_is_invalid_json()).select(F.col("j.path").alias("p"))
-                 .where(F.col("p").isNotNull()).distinct().collect()]
-        bad_paths = classify_media_paths(campaign_dir / "media", paths)
-        bad_df = spark.createDataFrame(sorted(bad_paths.items()) or [], "_bp string, _fs string")
-        med = (
-            med.join(F.broadcast(bad_df), F.col("j.path") == F.col("_bp"), "left")
-            .join(F.broadcast(campaign_ids), F.col("j.user_id") == F.col("cid"), "left")
-            .join(F.broadcast(deletions.where(F.col("kind") == "media").select(F.col("id").alias("_del"))),
-                  F.col("j.media_key") == F.col("_del"), "left")
-            .join(released_posts, F.col("j.post_id") == F.col("_pid"), "left")
-        )
-        is_post_media = ~_blank("j.post_id")
-        med = _classify(
-            med, F.col("j.media_key"),
-            [("missing_id", ~is_post_media & _blank("j.user_id")),
-             ("unknown_kind", ~F.coalesce(F.col("j.kind").isin(*MEDIA_KINDS), F.lit(False))),
-             ("negative_count", _negative("j.bytes")),
-             ("path_escape", _blank("j.path") | (F.col("_fs") == "path_escape")),
-             ("symlink", F.col("_fs") == "symlink"),
-             ("missing_file", F.col("_fs") == "missing_file")],
-            [("deleted", F.col("_del").isNotNull()),
-             ("post_not_released", is_post_media & F.col("_pid").isNull()),
-             ("not_campaign_account", ~is_post_media & F.col("cid").isNull())],
-        ).persist()
-        cached.append(med)
-        media = med.where(F.col("disposition") == "released").select(
-            F.col("j.media_key").alias("media_key"),
-            F.when(is_post_media, F.col("j.post_id")).alias("tweetid"),
-            F.when(is_post_media, F.col("_puid")).otherwise(F.col("j.user_id")).alias("userid"),
-            F.col("j.kind").alias("kind"),
-            F.regexp_replace(F.regexp_replace(F.col("j.path"), r"\\", "/"), r"^(\./)+", "").alias("source_path"),
-            F.col("j.bytes").alias("bytes"),
-            F.lower(F.col("j.sha256")).alias("sha256"),
-        )
-        media.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "media")))
-        _book(books, quarantine, "media", med, files["media"].name if files["media"] else "media.jsonl")
+        accounts = _extract_accounts(spark, layout, files["accounts"], schemas["accounts"], campaign_ids, cached, book)
+        _extract_posts(spark, layout, files["posts"], schemas["posts"], campaign_ids, deletions, accounts, cached, book)
+        _extract_media(spark, layout, campaign_dir, files["media"], schemas["media"], campaign_ids, deletions,
+                       cached, book)
     finally:
         for df in cached:
             df.unpersist()
@@ -501,10 +472,116 @@ def extract_campaign(
     return data
 
 
-def _book(books: dict[str, Any], quarantine: list[dict[str, Any]], table: str, df: DataFrame,
-          source_file: str) -> None:
-    books["tables"][table], records = tally(df, source_file)
-    quarantine.extend(records)
+Book = Callable[[str, "DataFrame", "Path | None"], None]
+
+
+def _extract_accounts(spark: SparkSession, layout: StagingLayout, path: Path | None, schema: Any,
+                      campaign_ids: DataFrame, cached: list[DataFrame], book: Book) -> DataFrame:
+    """Classify account records, write ``work/unhashed/accounts``; returns it (read back)."""
+    from pyspark.sql import functions as F
+
+    acc = _parse(spark, path, schema, keep_raw=F.lit(True), _ts=parse_v11_time(F.col("j.created_at")))
+    cached.append(acc)
+    acc = acc.join(campaign_ids, F.col("j.id_str") == F.col("cid"), "left")
+    acc = _classify(
+        acc, F.col("j.id_str"),
+        [("unparseable_timestamp", F.col("_ts").isNull()),
+         ("negative_count", _negative("j.followers_count", "j.friends_count"))],
+        [("not_campaign_account", F.col("cid").isNull())],
+        cached,
+    )
+    target = str(layout.work_table(VARIANT, "accounts"))
+    acc.where(F.col("disposition") == "released").select(*_account_columns()).write.mode("overwrite").parquet(target)
+    book("accounts", acc, path)
+    return spark.read.parquet(target)
+
+
+def _extract_posts(spark: SparkSession, layout: StagingLayout, path: Path | None, schema: Any,
+                   campaign_ids: DataFrame, deletions: DataFrame, accounts: DataFrame,
+                   cached: list[DataFrame], book: Book) -> None:
+    """Classify posts (parsed once, cached), write ``posts`` and ``identities`` work tables."""
+    from pyspark.sql import functions as F
+
+    ts = F.col("_ts").isNull()
+    negative = _negative("j.quote_count", "j.reply_count", "j.favorite_count", "j.retweet_count")
+    post = _parse(spark, path, schema, keep_raw=_blank("j.id_str") | _blank("j.user.id_str") | ts | negative,
+                  _ts=parse_v11_time(F.col("j.created_at")))
+    cached.append(post)
+    post = post.join(campaign_ids, F.col("j.user.id_str") == F.col("cid"), "left")
+    post = post.join(F.broadcast(deletions.where(F.col("kind") == "post").select(F.col("id").alias("_del"))),
+                     F.col("j.id_str") == F.col("_del"), "left")
+    post = _classify(
+        post, F.col("j.id_str"),
+        [("missing_id", _blank("j.user.id_str")),
+         ("unparseable_timestamp", ts),
+         ("negative_count", negative)],
+        [("deleted", F.col("_del").isNotNull()),
+         ("not_campaign_account", F.col("cid").isNull())],
+        cached,
+    )
+    released = post.where(F.col("disposition") == "released")
+    posts = released.select(F.col("j.user.id_str").alias("_uid"), *_post_columns()).join(
+        F.broadcast(accounts), F.col("_uid") == accounts["userid"], "left"
+    ).select(*[F.col("_uid").alias("userid") if c == "userid" else F.col(c) for c in POST_COLUMNS])
+    posts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "posts")))
+    book("posts", post, path)
+    # identities: campaign accounts and every screen/display name seen for them
+    mentions = released.select(F.explode("j.entities.user_mentions").alias("m")).select(
+        F.col("m.id_str").alias("userid"), F.col("m.screen_name").alias("screen_name"))
+    _write_identities(layout, campaign_ids, accounts, mentions)
+
+
+def _extract_media(spark: SparkSession, layout: StagingLayout, campaign_dir: Path, path: Path | None,
+                   schema: Any, campaign_ids: DataFrame, deletions: DataFrame, cached: list[DataFrame],
+                   book: Book) -> None:
+    """Classify media records (paths checked with lstat only), write ``work/unhashed/media``."""
+    from pyspark.sql import functions as F
+
+    med = _parse(spark, path, schema, keep_raw=F.lit(True))
+    cached.append(med)
+    paths = [r["p"] for r in med.where(~F.col("_inv")).select(F.col("j.path").alias("p"))
+             .where(F.col("p").isNotNull()).distinct().collect()]
+    bad_paths = classify_media_paths(campaign_dir / "media", paths)
+    bad_df = spark.createDataFrame(sorted(bad_paths.items()) or [], "_bp string, _fs string")
+    # Only the posts media point at: a broadcast-sized slice of the released posts.
+    post_ids = med.where(~F.col("_inv")).select(F.col("j.post_id").alias("_pid")).where(F.col("_pid").isNotNull())
+    released_posts = (
+        spark.read.parquet(str(layout.work_table(VARIANT, "posts")))
+        .select(F.col("tweetid").alias("_pid"), F.col("userid").alias("_puid"))
+        .join(F.broadcast(post_ids.distinct()), "_pid", "left_semi")
+    )
+    med = (
+        med.join(F.broadcast(bad_df), F.col("j.path") == F.col("_bp"), "left")
+        .join(campaign_ids, F.col("j.user_id") == F.col("cid"), "left")
+        .join(F.broadcast(deletions.where(F.col("kind") == "media").select(F.col("id").alias("_del"))),
+              F.col("j.media_key") == F.col("_del"), "left")
+        .join(F.broadcast(released_posts), F.col("j.post_id") == F.col("_pid"), "left")
+    )
+    is_post_media = ~_blank("j.post_id")
+    med = _classify(
+        med, F.col("j.media_key"),
+        [("missing_id", ~is_post_media & _blank("j.user_id")),
+         ("unknown_kind", ~F.coalesce(F.col("j.kind").isin(*MEDIA_KINDS), F.lit(False))),
+         ("negative_count", _negative("j.bytes")),
+         ("path_escape", _blank("j.path") | (F.col("_fs") == "path_escape")),
+         ("symlink", F.col("_fs") == "symlink"),
+         ("missing_file", F.col("_fs") == "missing_file")],
+        [("deleted", F.col("_del").isNotNull()),
+         ("post_not_released", is_post_media & F.col("_pid").isNull()),
+         ("not_campaign_account", ~is_post_media & F.col("cid").isNull())],
+        cached,
+    )
+    media = med.where(F.col("disposition") == "released").select(
+        F.col("j.media_key").alias("media_key"),
+        F.when(is_post_media, F.col("j.post_id")).alias("tweetid"),
+        F.when(is_post_media, F.col("_puid")).otherwise(F.col("j.user_id")).alias("userid"),
+        F.col("j.kind").alias("kind"),
+        F.regexp_replace(F.regexp_replace(F.col("j.path"), r"\\", "/"), r"^(\./)+", "").alias("source_path"),
+        F.col("j.bytes").alias("bytes"),
+        F.lower(F.col("j.sha256")).alias("sha256"),
+    )
+    media.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "media")))
+    book("media", med, path)
 
 
 def _read_deleted(spark: SparkSession, path: Path | None, schema: Any) -> DataFrame:
@@ -523,8 +600,8 @@ def _read_deleted(spark: SparkSession, path: Path | None, schema: Any) -> DataFr
     )
 
 
-def _write_identities(spark: SparkSession, layout: StagingLayout, campaign_ids: DataFrame,
-                      accounts: DataFrame, mentions: DataFrame) -> None:
+def _write_identities(layout: StagingLayout, campaign_ids: DataFrame, accounts: DataFrame,
+                      mentions: DataFrame) -> None:
     """Internal table of campaign accounts' identifiers (userid, names, follower count).
 
     One row per campaign account (names from its account record, if released) plus one row

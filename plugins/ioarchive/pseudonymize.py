@@ -15,8 +15,9 @@ replaced (they are ordinary words too); see docs/decisions.md.
 
 The key never enters a query plan as a literal: it is a one-row DataFrame column, so it is not
 printed by ``explain`` or written to the Spark event log (a test checks the event log).
-Lookups are broadcast hash joins of exploded candidates (ids, text tokens) against a small
-``(key, pseudonym)`` table, so the cost stays linear in the data whatever the campaign size.
+Lookups go to a hash table kept in one broadcast array value (see
+:func:`lookup_table`): every row is rewritten where it is, with no explode, shuffle or join
+back, so the cost stays linear in the data whatever the campaign size.
 """
 
 from __future__ import annotations
@@ -76,104 +77,111 @@ def pseudonym_keys(spark: SparkSession, identities: DataFrame, key: bytes, thres
     return ids.unionByName(names).unionByName(id_tokens).groupBy("key").agg(F.min("pseudonym").alias("pseudonym"))
 
 
-def _tokens(text: Column) -> Column:
-    from pyspark.sql import functions as F
+LUT = "_lut"
+BUCKETS_PER_KEY = 4
+"""Mostly empty buckets: most tokens are not identifiers and stop at an empty bucket."""
 
-    return F.coalesce(F.regexp_extract_all(text, F.lit(f"({TOKEN}+)"), 1), F.array().cast("array<string>"))
 
+def lookup_table(keys: DataFrame) -> DataFrame:
+    """The ``(key, pseudonym)`` table as one row holding a hash table in an array (``_lut``).
 
-def _with_hits(df: DataFrame, row_key: str, keys: DataFrame, id_cols: tuple[str, ...] = (),
-               id_array_cols: tuple[str, ...] = (), text_cols: tuple[str, ...] = (),
-               text_array_cols: tuple[str, ...] = ()) -> DataFrame:
-    """``df`` plus ``_hits``: a small per-row map of the lookup keys this row contains.
-
-    Every candidate (id values, text tokens) is exploded and matched against ``keys`` with a
-    broadcast hash join; hits are gathered per row and joined back. This keeps the cost linear
-    in the data whatever the number of accounts (a Spark map lookup is a linear scan).
+    Spark's map lookups scan every key, and a join per token needs an explode, a group and a
+    join back per post. Instead the keys are spread over ``4n`` buckets by ``xxhash64``; bucket
+    ``b`` is element ``b`` of the array, a short list of ``(key, pseudonym)``. The one-row frame
+    is broadcast to every row (:func:`_with_lookup`); it is data, never a literal in the plan, so
+    no pseudonym, raw identifier or key is printed by ``explain`` or the event log.
     """
     from pyspark.sql import functions as F
 
-    empty = F.array().cast("array<string>")
-    parts = [F.array(F.concat(F.lit("i:"), F.col(c))) for c in id_cols]
-    parts += [F.transform(F.coalesce(F.col(c), empty), lambda x: F.concat(F.lit("i:"), x)) for c in id_array_cols]
-    text_tokens = [_tokens(F.col(c)) for c in text_cols]
-    text_tokens += [F.flatten(F.transform(F.coalesce(F.col(c), empty), _tokens)) for c in text_array_cols]
-    parts += [F.transform(t, lambda x: F.concat(F.lit("t:"), F.lower(x))) for t in text_tokens]
-    candidates = F.array_distinct(F.filter(F.concat(*parts), lambda k: k.isNotNull()))
-    hits = (
-        df.select(F.col(row_key).alias("_rk"), F.explode(candidates).alias("key"))
-        .join(F.broadcast(keys), "key")
-        .groupBy("_rk")
-        .agg(F.map_from_entries(F.collect_list(F.struct("key", "pseudonym"))).alias("_hits"))
-    )
-    return df.join(hits, df[row_key] == hits["_rk"], "left").drop("_rk")
+    buckets = max(1, BUCKETS_PER_KEY * keys.count())
+    spark = keys.sparkSession
+    grouped = keys.groupBy(F.pmod(F.xxhash64("key"), F.lit(buckets)).alias("_b")).agg(
+        F.collect_list(F.struct("key", "pseudonym")).alias("_e"))
+    empty = F.array().cast("array<struct<key:string,pseudonym:string>>")
+    dense = spark.range(buckets).join(grouped, F.col("id") == F.col("_b"), "left").select(
+        F.struct(F.col("id"), F.coalesce(F.col("_e"), empty).alias("_e")).alias("_s"))
+    return dense.agg(F.transform(F.sort_array(F.collect_list("_s")), lambda s: s["_e"]).alias(LUT))
 
 
-def _hit_map() -> Column:
+def _with_lookup(df: DataFrame, lut: DataFrame) -> DataFrame:
+    """``df`` plus the ``_lut`` column (a broadcast one-row cross join: no shuffle, no copy)."""
     from pyspark.sql import functions as F
 
-    return F.coalesce(F.col("_hits"), F.create_map().cast("map<string,string>"))
+    return df.crossJoin(F.broadcast(lut))
 
 
-def _id(col: Column) -> Column:
+def _find(lut: Column, key: Column) -> Column:
+    """Pseudonym stored under ``key`` in :func:`lookup_table`'s hash table, or null."""
+    from pyspark.sql import functions as F
+
+    bucket = F.get(lut, F.pmod(F.xxhash64(key), F.size(lut)).cast("int"))
+    return F.when(F.size(bucket) > 0, F.get(F.filter(bucket, lambda e: e["key"] == key), 0)["pseudonym"])
+
+
+def _id(lut: Column, col: Column) -> Column:
     """Pseudonym of an id value if it belongs to a pseudonymized account, else the value."""
     from pyspark.sql import functions as F
 
-    return F.coalesce(F.element_at(_hit_map(), F.concat(F.lit("i:"), col)), col)
+    return F.coalesce(_find(lut, F.concat(F.lit("i:"), col)), col)
 
 
-def redact_text(text: Column) -> Column:
+def redact_text(lut: Column, text: Column) -> Column:
     """Replace every word token of ``text`` that is a pseudonymized identifier (see module doc).
 
-    Uses the row's ``_hits``: each hit is rewritten with a case-insensitive regex anchored on
-    non-token characters, so ``@abc`` never touches ``@abcd``.
+    The text is cut into maximal runs of token and non-token characters (their concatenation is
+    the text), each token run is looked up (lower-cased) and replaced by its pseudonym: one
+    pass, so ``@abc`` never touches ``@abcd`` and a pseudonym is never rewritten again.
     """
     from pyspark.sql import functions as F
 
-    token_hits = F.filter(F.map_entries(_hit_map()), lambda e: e["key"].startswith("t:"))
-    return F.when(text.isNull(), text).otherwise(F.aggregate(
-        token_hits, text,
-        lambda acc, e: F.regexp_replace(
-            acc, F.concat(F.lit(f"(?i)(?<!{TOKEN})"), F.substring(e["key"], 3, 1000), F.lit(f"(?!{TOKEN})")),
-            e["value"]),
-    ))
+    pieces = F.regexp_extract_all(text, F.lit(f"{TOKEN}+|[^A-Za-z0-9_]+"), 0)
+    replaced = F.transform(pieces, lambda p: F.coalesce(_find(lut, F.concat(F.lit("t:"), F.lower(p))), p))
+    return F.when(text.isNull() | (text == ""), text).otherwise(F.array_join(replaced, ""))
 
 
-def hashed_accounts(accounts: DataFrame, keys: DataFrame, keep_raw_userid: bool = False) -> DataFrame:
+def hashed_accounts(accounts: DataFrame, keys: DataFrame, keep_raw_userid: bool = False,
+                    table: DataFrame | None = None) -> DataFrame:
     from pyspark.sql import functions as F
 
-    df = _with_hits(accounts, "userid", keys, id_cols=("userid",), text_cols=FREE_TEXT_COLUMNS)
-    p = F.element_at(_hit_map(), F.concat(F.lit("i:"), F.col("userid")))
+    accounts = _with_lookup(accounts, lookup_table(keys) if table is None else table)
+    lut = F.col(LUT)
+    # The pseudonym is computed once, as a column: the same lambda expression used three times
+    # in one projection gave wrong (raw) values in Spark 4.3.
+    df = accounts.select(*ACCOUNT_COLUMNS, _find(lut, F.concat(F.lit("i:"), F.col("userid"))).alias("_p"),
+                         *[redact_text(lut, F.col(c)).alias(f"_r_{c}") for c in FREE_TEXT_COLUMNS])
+    p = F.col("_p")
     cols = {c: F.col(c) for c in ACCOUNT_COLUMNS}
     for c in ("userid", "user_display_name", "user_screen_name"):
         cols[c] = F.when(p.isNotNull(), p).otherwise(F.col(c))
     for c in FREE_TEXT_COLUMNS:
-        cols[c] = redact_text(F.col(c))
+        cols[c] = F.col(f"_r_{c}")
     out = [cols[c].alias(c) for c in ACCOUNT_COLUMNS]
     return df.select(*out, F.col("userid").alias("_raw_userid")) if keep_raw_userid else df.select(*out)
 
 
-def hashed_posts(posts: DataFrame, hashed_accounts_raw: DataFrame, keys: DataFrame) -> DataFrame:
-    """Hashed posts; account columns come from the hashed accounts (joined on the raw userid)."""
+def hashed_posts(posts: DataFrame, hashed_accounts_raw: DataFrame, keys: DataFrame,
+                 table: DataFrame | None = None) -> DataFrame:
+    """Hashed posts; account columns come from the hashed accounts (joined on the raw userid).
+
+    Row by row, no shuffle: ids and text tokens are looked up in the broadcast hash table of
+    :func:`lookup_table`, the account columns come from a broadcast join.
+    """
     from pyspark.sql import functions as F
 
+    posts = _with_lookup(posts, lookup_table(keys) if table is None else table)
+    lut = F.col(LUT)
     own = [c for c in POST_COLUMNS if c not in ACCOUNT_COLUMNS]
-    df = _with_hits(
-        posts.select("userid", *own), "tweetid", keys,
-        id_cols=("userid", "in_reply_to_userid", "retweet_userid"), id_array_cols=("user_mentions",),
-        text_cols=("tweet_text",), text_array_cols=("hashtags", "urls", "poll_choices"),
-    )
-    p = F.element_at(_hit_map(), F.concat(F.lit("i:"), F.col("userid")))
+    p = _find(lut, F.concat(F.lit("i:"), F.col("userid")))
     cols: dict[str, Column] = {c: F.col(c) for c in own}
-    cols["tweet_text"] = redact_text(F.col("tweet_text"))
-    cols["in_reply_to_userid"] = _id(F.col("in_reply_to_userid"))
-    cols["retweet_userid"] = _id(F.col("retweet_userid"))
-    cols["user_mentions"] = F.transform(F.col("user_mentions"), _id)
+    cols["tweet_text"] = redact_text(lut, F.col("tweet_text"))
+    cols["in_reply_to_userid"] = _id(lut, F.col("in_reply_to_userid"))
+    cols["retweet_userid"] = _id(lut, F.col("retweet_userid"))
+    cols["user_mentions"] = F.transform(F.col("user_mentions"), lambda m: _id(lut, m))
     for c in ("hashtags", "urls", "poll_choices"):
-        cols[c] = F.transform(F.col(c), redact_text)
+        cols[c] = F.transform(F.col(c), lambda x: redact_text(lut, x))
     for c in ("latitude", "longitude"):
         cols[c] = F.when(F.col(c).isNotNull(), F.lit("present")).otherwise(F.lit("absent"))
-    df = df.select(F.col("userid").alias("_raw_userid"), p.alias("_p"), *[cols[c].alias(c) for c in own])
+    df = posts.select(F.col("userid").alias("_raw_userid"), p.alias("_p"), *[cols[c].alias(c) for c in own])
     df = df.join(F.broadcast(hashed_accounts_raw), "_raw_userid", "left")
     # Posts of campaign accounts without a released record: no account columns, id still hashed.
     df = df.withColumn("userid", F.coalesce(F.col("_p"), F.col("userid"), F.col("_raw_userid")))
@@ -224,16 +232,19 @@ def pseudonymize_release(
 
     read = {t: spark.read.parquet(str(p)) for t, p in source.items()}
     keys = pseudonym_keys(spark, read["identities"], key, threshold).persist()
-    accounts = hashed_accounts(read["accounts"], keys, keep_raw_userid=True).persist()
+    accounts = table = None
     try:
+        table = lookup_table(keys).persist()
         count = keys.where(keys["key"].startswith("i:")).count()
+        accounts = hashed_accounts(read["accounts"], keys, keep_raw_userid=True, table=table).persist()
         accounts.drop("_raw_userid").write.mode("overwrite").parquet(str(layout.work_table("hashed", "accounts")))
-        hashed_posts(read["posts"], accounts, keys).write.mode("overwrite").parquet(
+        hashed_posts(read["posts"], accounts, keys, table=table).write.mode("overwrite").parquet(
             str(layout.work_table("hashed", "posts")))
         hashed_media(read["media"], keys).write.mode("overwrite").parquet(str(layout.work_table("hashed", "media")))
     finally:
-        accounts.unpersist()
-        keys.unpersist()
+        for df in (accounts, table, keys):
+            if df is not None:
+                df.unpersist()
     record = {
         "key_id": key_id,
         "threshold": int(threshold),

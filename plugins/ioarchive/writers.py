@@ -6,13 +6,17 @@ Input is a variant's work tables (``work/<variant>/accounts``, ``posts``); outpu
 - ``<id>_users_csv_<variant>.zip`` and ``<id>_tweets_csv_<variant>[_partNNN].zip``: one CSV
   inside each, named like the zip but ``.csv``; RFC 4180 (CRLF records), UTF-8 without BOM,
   every field double-quoted, ``"`` doubled, newlines inside fields kept; a header row in every
-  part. Spark formats each record (in parallel); the driver streams the sorted records into
-  the zip, cutting parts on row boundaries.
+  part (``ioarchive.csv_zip`` cuts the parts and deflates them on every core).
 - ``parquet/users.parquet`` (one file) and ``parquet/tweets/part-NNNNN.parquet``.
 
-Deterministic: rows sorted by id (numeric order for decimal ids), zip entries with a fixed
-timestamp and attributes, Parquet part files renamed from Spark's random names; the same work
-tables give the same bytes. ``work/<variant>/files.json`` records rows per file and counts.
+One Spark job per table does the heavy part once: sort by id (numeric order for decimal ids),
+format every CSV record, and write both the typed columns and the record to a scratch Parquet
+folder (part files in sort order). The driver then streams that folder once: the typed columns
+become the published Parquet (pyarrow, fixed row groups: parquet-mr lists column encodings in
+hash-set order, which differs between JVMs, so Spark's own files are not byte-stable), the
+records become the zipped CSV parts. Deterministic: the same work tables give the same bytes,
+whatever the number of cores or Spark partitions. ``work/<variant>/files.json`` (rows per file
+and counts) is written last: it is the writer's completion record.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
-import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ioarchive.campaign import check_release_id
+from ioarchive.csv_zip import CSV_RECORD_END, ZIP_COMPRESSLEVEL, ZIP_DATE_TIME, CsvPartWriter
 from ioarchive.schema import ACCOUNT_COLUMNS, CSV_PART_MAX_BYTES, POST_COLUMNS
 from ioarchive.staging import StagingLayout
 
@@ -35,14 +41,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
-"""Fixed zip entry timestamp (the earliest zip can store): same bytes on every run."""
-ZIP_COMPRESSLEVEL = 6
-CSV_RECORD_END = b"\r\n"
 PARQUET_ROWS_PER_FILE = 1_000_000
-_WRITE_CHUNK = 1 << 20
-COLLECT_MAX_BYTES = 64 * 1024**2
-"""Below this much CSV, records are collected in one Spark job instead of streamed."""
+PARQUET_ROW_GROUP_ROWS = 131_072
+"""Rows per published Parquet row group (fixed, so row groups never depend on Spark's tasks)."""
+RECORD_COLUMN = "_csv_record"
+SPARK_SCHEMA_KEY = b"org.apache.spark.sql.parquet.row.metadata"
+
+__all__ = [
+    "CSV_RECORD_END", "ZIP_COMPRESSLEVEL", "ZIP_DATE_TIME", "csv_header", "csv_records", "csv_value",
+    "id_order", "quote", "write_csv_zips", "write_release_tables",
+]
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,73 +107,169 @@ def id_order(col: str) -> list[Column]:
 
 
 # --------------------------------------------------------------------------------------------
-# zips
+# one table: Spark sorts and formats once, the driver streams both outputs
 # --------------------------------------------------------------------------------------------
-def _zip_entry(name: str) -> zipfile.ZipInfo:
-    info = zipfile.ZipInfo(name, date_time=ZIP_DATE_TIME)
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.create_system = 3
-    info.external_attr = 0o100644 << 16
-    return info
+def _sorted_table(df: DataFrame, columns: tuple[str, ...], sort: list[Column], scratch: Path) -> list[Path]:
+    """Write ``df`` sorted, with each row's CSV record (CRLF included), to ``scratch/sorted``.
+
+    The shuffle carries the typed columns only; records are formatted after the sort, once.
+    Part files come out in sort order (Spark numbers them by partition).
+    """
+    from pyspark.sql import functions as F
+
+    record = F.concat(csv_records(df, columns), F.lit(CSV_RECORD_END.decode("ascii")))
+    target = scratch / "sorted"
+    (df.select(*columns).orderBy(*sort).select(*columns, record.alias(RECORD_COLUMN))
+     .write.mode("overwrite").option("compression", "none").parquet(str(target)))
+    return sorted(p for p in target.iterdir() if p.name.startswith("part-") and p.suffix == ".parquet")
 
 
-class _PartWriter:
-    """Writes CSV records into numbered zipped parts of at most ``max_bytes`` of CSV each."""
+def _row_groups(parts: list[Path]) -> Iterable[Any]:
+    """Every row group of the sorted part files, in order (one in memory at a time)."""
+    import pyarrow.parquet as pq
 
-    def __init__(self, names: Iterator[Path], header: bytes, max_bytes: int, compresslevel: int) -> None:
-        self.names, self.header, self.max_bytes = names, header, max_bytes
-        self.compresslevel = compresslevel
-        self.files: dict[str, int] = {}
-        self._zip: zipfile.ZipFile | None = None
-        self._fh: Any = None
-        self._path: Path | None = None
-        self._size = self._rows = 0
-        self._buf: list[bytes] = []
-        self._buf_len = 0
+    for path in parts:
+        pf = pq.ParquetFile(path)
+        for i in range(pf.num_row_groups):
+            yield pf.read_row_group(i)
 
-    def _open(self) -> None:
-        self._path = next(self.names)
-        self._zip = zipfile.ZipFile(self._path, "w", compression=zipfile.ZIP_DEFLATED,
-                                    compresslevel=self.compresslevel)
-        entry = _zip_entry(self._path.with_suffix(".csv").name)
-        self._fh = self._zip.open(entry, "w", force_zip64=self.max_bytes >= 0xFFFF0000)
-        self._size, self._rows = 0, 0
-        self._put(self.header)
 
-    def _put(self, data: bytes) -> None:
-        self._buf.append(data)
-        self._buf_len += len(data)
-        self._size += len(data)
-        if self._buf_len >= _WRITE_CHUNK:
-            self._flush()
+class _ParquetSink:
+    """Published Parquet files of planned row counts, written in fixed-size row groups."""
 
-    def _flush(self) -> None:
-        if self._buf:
-            self._fh.write(b"".join(self._buf))
-            self._buf.clear()
-            self._buf_len = 0
+    def __init__(self, paths: list[Path], file_rows: list[int], schema: Any, row_group_rows: int) -> None:
+        self.paths, self.file_rows, self.schema = paths, file_rows, schema
+        self.row_group_rows = row_group_rows
+        self._file = -1
+        self._writer: Any = None
+        self._left = 0  # rows still due in the current file
+        self._buf: list[Any] = []
+        self._buffered = 0
+        self.written: dict[Path, int] = {}
 
-    def _close(self) -> None:
-        self._flush()
-        self._fh.close()
-        self._zip.close()
-        self.files[self._path.name] = self._rows
-        self._zip = None
+    def write(self, table: Any) -> None:
+        self._buf.append(table.select(self.schema.names).replace_schema_metadata(self.schema.metadata))
+        self._buffered += table.num_rows
+        self._emit(final=False)
 
-    def write(self, record: bytes) -> None:
-        if self._zip is None:
-            self._open()
-        elif self._rows and self._size + len(record) > self.max_bytes:
-            self._close()
-            self._open()
-        self._put(record)
-        self._rows += 1
+    def _emit(self, final: bool) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-    def close(self) -> dict[str, int]:
-        if self._zip is None:  # an empty table still gets a CSV with its header
-            self._open()
-        self._close()
-        return self.files
+        while True:
+            if self._left == 0:
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
+                if self._file + 1 >= len(self.paths):
+                    break
+                self._file += 1
+                self._left = self.file_rows[self._file]
+                tmp = self.paths[self._file]
+                self._writer = pq.ParquetWriter(tmp, self.schema, compression="snappy", write_statistics=True)
+                self.written[tmp] = 0
+                if self._left == 0:
+                    continue
+            need = min(self.row_group_rows, self._left)
+            if self._buffered < need and not final:
+                break
+            if self._buffered < need:
+                raise RuntimeError(f"sorted table ended {need - self._buffered} rows early; rerun the step")
+            combined = pa.concat_tables(self._buf)
+            group = combined.slice(0, need).combine_chunks()
+            rest = combined.slice(need)
+            self._buf, self._buffered = ([rest] if rest.num_rows else []), rest.num_rows
+            self._writer.write_table(group, row_group_size=need)
+            self._left -= need
+            self.written[self.paths[self._file]] += need
+
+    def close(self) -> None:
+        self._emit(final=True)
+        if self._buffered:
+            raise RuntimeError(f"sorted table has {self._buffered} more rows than planned; rerun the step")
+
+
+def _published_schema(schema: Any) -> Any:
+    """The scratch schema without the record column, Spark's schema metadata fixed to match."""
+    meta = dict(schema.metadata or {})
+    if SPARK_SCHEMA_KEY in meta:
+        spark_schema = json.loads(meta[SPARK_SCHEMA_KEY])
+        spark_schema["fields"] = [f for f in spark_schema["fields"] if f["name"] != RECORD_COLUMN]
+        meta[SPARK_SCHEMA_KEY] = json.dumps(spark_schema, separators=(",", ":")).encode("utf-8")
+    return schema.remove(schema.get_field_index(RECORD_COLUMN)).with_metadata(meta)
+
+
+def _equal_split(rows: int, per_file: int) -> list[int]:
+    n = max(1, math.ceil(rows / per_file))
+    return [rows // n + (1 if i < rows % n else 0) for i in range(n)]
+
+
+def write_table(
+    df: DataFrame,
+    columns: tuple[str, ...],
+    sort: list[Column],
+    scratch: Path,
+    csv_path_for_part: Callable[[int | None], Path],
+    parquet_paths: Callable[[int], list[Path]] | None,
+    pool: ThreadPoolExecutor,
+    csv_part_max_bytes: int = CSV_PART_MAX_BYTES,
+    compresslevel: int = ZIP_COMPRESSLEVEL,
+    parquet_rows_per_file: int = PARQUET_ROWS_PER_FILE,
+    key_column: str | None = None,
+) -> tuple[dict[str, int], dict[Path, int], set[str]]:
+    """Write one table's CSV zips and (optionally) Parquet files; returns both row maps.
+
+    ``parquet_paths(n_files)`` names the Parquet files. Also returns the distinct values of
+    ``key_column`` (for counts) gathered while streaming. Outputs appear under their final
+    names only when complete.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    parts = _sorted_table(df, columns, sort, scratch)
+    if not parts:
+        raise RuntimeError(f"Spark wrote no part file to {scratch / 'sorted'}; rerun the step")
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+    csv = CsvPartWriter(csv_path_for_part, csv_header(columns), csv_part_max_bytes, scratch, pool, _workers(),
+                        compresslevel)
+    sink = None
+    final_parquet: list[Path] = []
+    if parquet_paths is not None:
+        file_rows = _equal_split(rows, parquet_rows_per_file)
+        final_parquet = parquet_paths(len(file_rows))
+        schema = _published_schema(pq.ParquetFile(parts[0]).schema_arrow)
+        tmp_paths = [scratch / f"{i:05d}.parquet-building" for i in range(len(file_rows))]
+        sink = _ParquetSink(tmp_paths, file_rows, schema, PARQUET_ROW_GROUP_ROWS)
+    keys: set[str] = set()
+    for table in _row_groups(parts):
+        csv.write_records(table.column(RECORD_COLUMN))
+        if sink is not None:
+            sink.write(table)
+        if key_column:
+            keys.update(v for v in pc.unique(table.column(key_column)).to_pylist() if v is not None)
+    parquet_rows: dict[Path, int] = {}
+    if sink is not None:
+        sink.close()
+        for tmp, dest in zip(sink.paths, final_parquet, strict=True):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, dest)
+            parquet_rows[dest] = sink.written[tmp]
+    files = csv.close()
+    if sum(files.values()) != rows:
+        raise RuntimeError(f"CSV writer wrote {sum(files.values())} rows but the sorted table has {rows}; rerun the step")
+    shutil.rmtree(scratch, ignore_errors=True)
+    return files, parquet_rows, keys
+
+
+def _workers() -> int:
+    return max(2, os.cpu_count() or 2)
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Deflate threads: one per core (zlib releases the GIL)."""
+    return ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="deflate")
 
 
 def write_csv_zips(
@@ -176,89 +280,19 @@ def write_csv_zips(
     csv_part_max_bytes: int = CSV_PART_MAX_BYTES,
     compresslevel: int = ZIP_COMPRESSLEVEL,
 ) -> dict[str, int]:
-    """Write ``df`` as zipped CSV part(s); returns ``{zip name: rows}``.
+    """Write ``df`` as zipped CSV part(s) only; returns ``{zip name: rows}``.
 
     ``path_for_part(part: int | None) -> Path``: the single-file name for ``None``, numbered
     parts otherwise (parts are used only when the CSV would exceed ``csv_part_max_bytes``).
     """
-    from pyspark.sql import functions as F
-
     if csv_part_max_bytes < 1:
         raise ValueError(f"csv_part_max_bytes must be positive, got {csv_part_max_bytes}")
-    header = csv_header(columns)
-    records = df.select(csv_records(df, columns).alias("r"), *sort)
-    stats = records.agg(F.count(F.lit(1)).alias("n"),
-                        F.coalesce(F.sum(F.octet_length("r") + len(CSV_RECORD_END)), F.lit(0)).alias("b")).first()
-    single = stats["b"] + len(header) <= csv_part_max_bytes
-    names = iter([path_for_part(None)]) if single else (path_for_part(i) for i in range(1, 1_000_000))
-    writer = _PartWriter(names, header, csv_part_max_bytes, compresslevel)
-    ordered = records.orderBy(*[F.col(c) for c in records.columns[1:]]).select("r")
-    # Small tables in one job; large ones streamed partition by partition (bounded memory).
-    rows = ordered.collect() if stats["b"] <= COLLECT_MAX_BYTES else ordered.toLocalIterator(prefetchPartitions=True)
-    for row in rows:
-        writer.write(row[0].encode("utf-8") + CSV_RECORD_END)
-    files = writer.close()
-    if sum(files.values()) != stats["n"]:
-        raise RuntimeError(f"CSV writer wrote {sum(files.values())} rows but the table has {stats['n']}: "
-                           "the work table changed while it was written; rerun the step")
+    first = Path(path_for_part(None))
+    scratch = first.parent / f".{first.stem}.building"
+    with _pool() as pool:
+        files, _, _ = write_table(df, columns, sort, scratch, path_for_part, None, pool,
+                                  csv_part_max_bytes, compresslevel)
     return files
-
-
-# --------------------------------------------------------------------------------------------
-# Parquet
-# --------------------------------------------------------------------------------------------
-def _spark_parts(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.name.startswith("part-") and p.suffix == ".parquet")
-
-
-def write_parquet_file(df: DataFrame, sort: list[Column], target: Path) -> int:
-    """``df`` sorted into one Parquet file at ``target``; returns rows."""
-    tmp = target.with_name(f"_tmp_{target.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    df.coalesce(1).sortWithinPartitions(*sort).write.mode("overwrite").parquet(str(tmp))
-    parts = _spark_parts(tmp)
-    if len(parts) != 1:
-        raise RuntimeError(f"expected one Parquet part in {tmp}, found {len(parts)}")
-    target.unlink(missing_ok=True)
-    rows = normalize_parquet(parts[0], target)
-    shutil.rmtree(tmp)
-    return rows
-
-
-def write_parquet_dir(df: DataFrame, sort: list[Column], target: Path, rows: int,
-                      rows_per_file: int = PARQUET_ROWS_PER_FILE) -> dict[str, int]:
-    """``df`` range-partitioned by ``sort`` into ``part-NNNNN.parquet`` files; rows per file."""
-    n = max(1, math.ceil(rows / rows_per_file))
-    tmp = target.with_name(f"_tmp_{target.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    df.repartitionByRange(n, *sort).sortWithinPartitions(*sort).write.mode("overwrite").parquet(str(tmp))
-    shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
-    out: dict[str, int] = {}
-    for i, part in enumerate(_spark_parts(tmp)):
-        dest = target / f"part-{i:05d}.parquet"
-        out[dest.name] = normalize_parquet(part, dest)
-    shutil.rmtree(tmp)
-    return out
-
-
-def normalize_parquet(source: Path, dest: Path) -> int:
-    """Rewrite a Spark Parquet file with pyarrow, row group by row group; returns rows.
-
-    Spark's writer (parquet-mr) lists column encodings in hash-set order, which differs between
-    JVMs: the same rows give different bytes in another run. pyarrow's writer is deterministic,
-    keeps the types (and Spark's schema metadata), and streams one row group at a time.
-    """
-    import pyarrow.parquet as pq
-
-    pf = pq.ParquetFile(source)
-    rows = 0
-    with pq.ParquetWriter(dest, pf.schema_arrow, compression="snappy", write_statistics=True) as writer:
-        for i in range(pf.num_row_groups):
-            table = pf.read_row_group(i)
-            rows += table.num_rows
-            writer.write_table(table, row_group_size=max(1, table.num_rows))
-    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,6 +301,7 @@ def normalize_parquet(source: Path, dest: Path) -> int:
 def _clear_table_outputs(layout: StagingLayout, variant: str) -> None:
     release = layout.release_dir(variant)
     release.mkdir(parents=True, exist_ok=True)
+    layout.work_files(variant).unlink(missing_ok=True)
     for pattern in (f"{layout.release_id}_users_csv_{variant}*.zip", f"{layout.release_id}_tweets_csv_{variant}*.zip"):
         for old in release.glob(pattern):
             old.unlink()
@@ -286,6 +321,8 @@ def write_release_tables(
 ) -> dict[str, Any]:
     """Write a variant's accounts and posts to ``release/<variant>/``; returns files.json."""
     check_release_id(release_id)
+    if csv_part_max_bytes < 1:
+        raise ValueError(f"csv_part_max_bytes must be positive, got {csv_part_max_bytes}")
     layout = StagingLayout(Path(staging_dir), release_id)
     paths = {t: layout.work_table(variant, t) for t in ("accounts", "posts")}
     for _table, path in paths.items():
@@ -297,37 +334,39 @@ def write_release_tables(
     _clear_table_outputs(layout, variant)
     release = layout.release_dir(variant)
     parquet = layout.parquet_dir(variant)
-    parquet.mkdir(parents=True, exist_ok=True)
-
-    files: dict[str, dict[str, int]] = {}
+    scratch = layout.root / "work" / variant / "tables.building"
 
     def users_path(part: int | None) -> Path:
         return layout.users_csv_zip(variant) if part is None else layout.users_csv_zip(variant).with_name(
             f"{release_id}_users_csv_{variant}_part{part:03d}.zip")
 
-    for name, rows in write_csv_zips(accounts, ACCOUNT_COLUMNS, id_order("userid"), users_path,
-                                     csv_part_max_bytes, compresslevel).items():
+    files: dict[str, dict[str, int]] = {}
+    try:
+        with _pool() as pool:
+            users_csv, users_pq, account_ids = write_table(
+                accounts, ACCOUNT_COLUMNS, id_order("userid"), scratch, users_path,
+                lambda n: [parquet / "users.parquet"], pool, csv_part_max_bytes, compresslevel,
+                parquet_rows_per_file=max(1, 2**62), key_column="userid")
+            tweets_csv, tweets_pq, poster_ids = write_table(
+                posts, POST_COLUMNS, id_order("tweetid"), scratch, lambda part: layout.tweets_csv_zip(variant, part),
+                lambda n: [parquet / "tweets" / f"part-{i:05d}.parquet" for i in range(n)], pool,
+                csv_part_max_bytes, compresslevel, parquet_rows_per_file, key_column="userid")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for name, rows in {**users_csv, **tweets_csv}.items():
         files[name] = {"rows": rows}
-    for name, rows in write_csv_zips(posts, POST_COLUMNS, id_order("tweetid"),
-                                     lambda part: layout.tweets_csv_zip(variant, part),
-                                     csv_part_max_bytes, compresslevel).items():
-        files[name] = {"rows": rows}
-
-    n_accounts = write_parquet_file(accounts, id_order("userid"), parquet / "users.parquet")
-    files["parquet/users.parquet"] = {"rows": n_accounts}
-    n_posts = sum(v["rows"] for k, v in files.items() if "_tweets_csv_" in k)
-    for name, rows in write_parquet_dir(posts, id_order("tweetid"), parquet / "tweets", n_posts,
-                                        parquet_rows_per_file).items():
-        files[f"parquet/tweets/{name}"] = {"rows": rows}
-
-    posted = accounts.join(posts.select("userid").distinct(), "userid", "left_semi").count()
+    for path, rows in {**users_pq, **tweets_pq}.items():
+        files[path.relative_to(release).as_posix()] = {"rows": rows}
+    n_accounts, n_posts = sum(users_csv.values()), sum(tweets_csv.values())
     doc = {
         "files": dict(sorted(files.items())),
-        "counts": {"accounts": n_accounts, "accounts_that_posted": int(posted), "posts": n_posts},
+        "counts": {"accounts": n_accounts, "accounts_that_posted": len(account_ids & poster_ids), "posts": n_posts},
     }
     out = layout.work_files(variant)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
     log.info("release %s/%s: wrote %d table files to %s (%d accounts, %d posts)", release_id, variant,
              len(files), release, n_accounts, n_posts)
     return doc
