@@ -28,8 +28,11 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--accounts", type=int, default=2_000)
     parser.add_argument("--workdir", default=None, help="where to generate (default: a temp folder)")
+    parser.add_argument("--campaign", default=None,
+                        help="reuse this generated campaign (seed 3, --posts/--accounts as given) instead of generating")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ioarchive.quality").setLevel(logging.INFO)  # per-suite times
 
     from ioarchive.extract import extract_campaign
     from ioarchive.generate import generate_campaign
@@ -39,10 +42,14 @@ def main() -> int:
     from ioarchive.writers import write_release_tables
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ioarchive-bench-validate-"))
-    campaign, staging = work / "campaign", work / "staging"
-    t0 = time.monotonic()
-    generate_campaign(campaign, seed=3, accounts=args.accounts, posts=args.posts, media_bytes=1024**2, overwrite=True)
-    print(f"generated {args.posts} posts, {args.accounts} accounts in {time.monotonic() - t0:.1f} s ({work})")
+    campaign, staging = Path(args.campaign) if args.campaign else work / "campaign", work / "staging"
+    if args.campaign:
+        print(f"reusing campaign {campaign} (staging in {work})")
+    else:
+        t0 = time.monotonic()
+        generate_campaign(campaign, seed=3, accounts=args.accounts, posts=args.posts, media_bytes=1024**2,
+                          overwrite=True)
+        print(f"generated {args.posts} posts, {args.accounts} accounts in {time.monotonic() - t0:.1f} s ({work})")
 
     spark = get_spark("ioarchive-bench-validate")
     spark.range(10).count()  # session warm-up outside both measurements
