@@ -6,6 +6,7 @@ stay inert until a test arms one.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -40,10 +41,19 @@ def _drop_pg_database(name: str) -> None:
     conn.close()
 
 
+SESSION_PSEUDONYM_KEY = secrets.token_urlsafe(48)
+"""One key for every stack of a test session, so that two stacks publish the same hashed bytes
+(the drill compares the SQLite stack's publication with the PostgreSQL stack's)."""
+
+
 def start_stack(state: Path, metadata: str) -> Stack:
     """A started stack on ``metadata`` (``sqlite`` or ``postgresql``: a fresh database)."""
     pg_name = _create_pg_database() if metadata == "postgresql" else None
     (state / "drills").mkdir(exist_ok=True)
+    key_file = state / "pseudonym.key"  # where Stack looks first (0600, as Stack would create it)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(SESSION_PSEUDONYM_KEY)
     stack = Stack(
         state_dir=state,
         api_port=free_port(),
