@@ -1,10 +1,11 @@
 """Task callables of the ``io_release`` DAG: thin glue between Airflow and the library.
 
 Each function takes the run's params (a plain dict) and calls the step's library function;
-the DAG file only wires them. Where a step runs Spark, it runs in a child process
-(``python -m ioarchive.release_tasks spark-step ...``) so the Airflow worker never hosts a JVM
-across tasks, and the pseudonymization key reaches the child as a 0600 file that is deleted
-afterwards (never argv, never the log).
+the DAG file only wires them. Where a step runs Spark, ``ioarchive.spark_steps`` runs its
+``jobs/<step>.py`` on the configured backend (``IOARCHIVE_SPARK_BACKEND``: a child process on
+the worker, ``spark-submit`` to a cluster, or EMR Serverless), so the Airflow worker never hosts
+a JVM across tasks; the pseudonymization key reaches the job as a 0600 file that is deleted
+afterwards, or as a secret reference on EMR (never argv, never the log).
 
 Configuration (Airflow Variable first, then environment):
 
