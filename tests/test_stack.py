@@ -70,6 +70,8 @@ def test_down_stops_exactly_the_recorded_process_groups_with_their_children(tmp_
         time.sleep(0.05)
     child = int((tmp_path / "child.pid").read_text())
     task = int((tmp_path / "task.pid").read_text())
+    while os.getpgid(task) != task and time.monotonic() < deadline:  # setsid runs after $! is known
+        time.sleep(0.05)
     assert os.getpgid(task) == task != pid
     assert Stack.load(tmp_path).pids == {"fake": pid}
 
