@@ -1,9 +1,9 @@
 """Drill: the extract Spark job dies (SIGKILL) while it writes the release tables; then a rerun.
 
 The job runs as the cluster backend runs it (``spark-submit --master local[2] jobs/extract.py``)
-and is killed, JVM and Python driver together, the moment the tweets CSV zip appears in
-``release/unhashed/``: work tables, reconciliation and the users zip are written, the tweets zip
-is being written. Then the step is rerun the way the DAG reruns it (``run_spark_step`` on the local
+and is killed, JVM and Python driver together, the moment the users CSV zip appears in
+``release/unhashed/``: work tables, reconciliation and the accounts table are written, the posts
+table is being built. Then the step is rerun the way the DAG reruns it (``run_spark_step`` on the local
 backend). The rerun's outputs must be byte-identical to an undisturbed run of the same job, and
 the killed run must not have left anything that claims to be finished.
 """
@@ -87,7 +87,9 @@ def test_extract_killed_mid_write_then_rerun_gives_identical_bytes(undisturbed, 
     watched = StagingLayout(staging, RELEASE).release_dir("unhashed")
 
     def writing() -> bool:
-        return watched.exists() and any(watched.glob(f"{RELEASE}_tweets_csv_unhashed*.zip"))
+        # The writers finish a table under temporary names, then rename it: once the accounts
+        # table is in place, the posts table is being built (a Spark job, then its files).
+        return watched.exists() and any(watched.glob(f"{RELEASE}_users_csv_unhashed*.zip"))
 
     job = subprocess.Popen(cmd, env=submit_env(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True)
@@ -95,8 +97,8 @@ def test_extract_killed_mid_write_then_rerun_gives_identical_bytes(undisturbed, 
         deadline = time.monotonic() + 600
         while not writing() and job.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
-        assert job.poll() is None, f"the job ended ({job.returncode}) before it wrote the tweets table"
-        assert writing(), "the job wrote no tweets table within 10 minutes"
+        assert job.poll() is None, f"the job ended ({job.returncode}) before the kill: it wrote the posts table too fast to interrupt"
+        assert writing(), "the job wrote no accounts table within 10 minutes"
         os.killpg(job.pid, signal.SIGKILL)  # the JVM and the Python driver it started
         job.wait(30)
     finally:
