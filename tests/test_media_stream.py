@@ -76,6 +76,22 @@ def _members(src: Path) -> tuple[list[dict], list[tuple[str, bytes]], dict[str, 
     return members, good, bad
 
 
+def _stream_members(tmp_path):
+    """Stream ``_members`` into ``out.zip``; returns the path, the expected members and the result."""
+    src = tmp_path / "media"
+    src.mkdir()
+    members, good, bad = _members(src)
+    out = tmp_path / "out.zip"
+    fd = os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    root_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        result = stream_archive(fd, root_fd, members, ZIP64_LIMIT)
+    finally:
+        os.close(fd)
+        os.close(root_fd)
+    return out, good, bad, result
+
+
 @pytest.mark.parametrize(
     ("chunk", "read_ahead", "direct"),
     [(4096, 1, True), (4096, 4, False), (65536, 2, True), (media_stream.CHUNK_BYTES, media_stream.READ_AHEAD, True)],
@@ -85,17 +101,7 @@ def test_stream_writes_the_good_members_exactly(tmp_path, monkeypatch, chunk, re
     monkeypatch.setattr(media_stream, "READ_AHEAD", read_ahead)
     if not direct:
         monkeypatch.setattr(media_stream, "_direct_io", lambda fd: False)
-    src = tmp_path / "media"
-    src.mkdir()
-    members, good, bad = _members(src)
-    out = tmp_path / "out.zip"
-    fd = os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    root_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        size, digest, rejected = stream_archive(fd, root_fd, members, ZIP64_LIMIT)
-    finally:
-        os.close(fd)
-        os.close(root_fd)
+    out, good, bad, (size, digest, rejected) = _stream_members(tmp_path)
     written = out.read_bytes()
     assert written == _reference(tmp_path / "ref.zip", good)
     assert (size, digest) == (len(written), _sha(written))
@@ -122,17 +128,7 @@ def test_stream_falls_back_to_buffered_reads_when_direct_reads_are_refused(tmp_p
 
     monkeypatch.setattr(media_stream, "_direct_io", direct_io)
     monkeypatch.setattr(media_stream.os, "readv", readv)
-    src = tmp_path / "media"
-    src.mkdir()
-    members, good, bad = _members(src)
-    out = tmp_path / "out.zip"
-    fd = os.open(out, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-    root_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        _, digest, rejected = stream_archive(fd, root_fd, members, ZIP64_LIMIT)
-    finally:
-        os.close(fd)
-        os.close(root_fd)
+    out, good, bad, (_, digest, rejected) = _stream_members(tmp_path)
     assert out.read_bytes() == _reference(tmp_path / "ref.zip", good) and digest == _sha(out.read_bytes())
     assert {m["media_key"]: rej.reason for m, rej in rejected} == bad
     assert not refusing  # every source was switched back to buffered reads
