@@ -21,6 +21,7 @@ child process of their own, so the numbers are theirs).
 
     .venv/bin/python bench/extract.py --posts 1000000      # full size
     .venv/bin/python bench/extract.py --posts 50000        # dry run
+    .venv/bin/python bench/extract.py --posts 200000 --only ours,floor   # while iterating
 """
 
 from __future__ import annotations
@@ -91,16 +92,24 @@ def generate(folder: Path, posts: int) -> Path:
 
 
 # --- ours ----------------------------------------------------------------------------------
-def run_ours(spark, campaign: Path, out: Path) -> float:
+def run_ours(spark, campaign: Path, out: Path, cpu=None) -> float:
+    """The four phases of ``ioarchive extract``; prints wall and CPU seconds of each."""
     from ioarchive.extract import extract_campaign
     from ioarchive.pseudonymize import pseudonymize_release
     from ioarchive.writers import write_release_tables
 
+    phases = (
+        ("extract", lambda: extract_campaign(spark, campaign, out, RELEASE)),
+        ("write unhashed", lambda: write_release_tables(spark, out, RELEASE, "unhashed")),
+        ("pseudonymize", lambda: pseudonymize_release(spark, out, RELEASE, KEY, "bench")),
+        ("write hashed", lambda: write_release_tables(spark, out, RELEASE, "hashed")),
+    )
     t = time.perf_counter()
-    extract_campaign(spark, campaign, out, RELEASE)
-    write_release_tables(spark, out, RELEASE, "unhashed")
-    pseudonymize_release(spark, out, RELEASE, KEY, "bench")
-    write_release_tables(spark, out, RELEASE, "hashed")
+    for label, phase in phases:
+        t0, c0 = time.perf_counter(), cpu() if cpu else 0.0
+        phase()
+        cpu_s = f"   cpu {cpu() - c0:7.1f} s" if cpu else ""
+        print(f"   ours/{label:<15} wall {time.perf_counter() - t0:7.1f} s{cpu_s}", flush=True)
     return time.perf_counter() - t
 
 
@@ -396,10 +405,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--work", default=os.environ.get("IOARCHIVE_BENCH_DIR", str(Path(tempfile.gettempdir()) / "ioarchive-bench")))
-    parser.add_argument("--skip", default="", help="comma-separated: pandas,duckdb,floor")
+    parser.add_argument("--skip", default="", help="comma-separated: ours,floor,pandas,duckdb")
+    parser.add_argument("--only", default="", help="comma-separated engines to run (default: all four)")
     parser.add_argument("--engine", choices=("pandas", "duckdb"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    engines = ("ours", "floor", "pandas", "duckdb")
     skip = set(filter(None, args.skip.split(",")))
+    only = set(filter(None, args.only.split(",")))
+    if (skip | only) - set(engines):
+        parser.error(f"unknown engine(s) {sorted((skip | only) - set(engines))}; expected {engines}")
+    if only:
+        skip |= set(engines) - only
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     campaign = generate(work, args.posts)
@@ -418,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, float] = {}
     cpu_used: dict[str, float] = {}
     peaks: dict[str, str] = {}
-    for name in ("ours", "floor", "pandas", "duckdb"):
+    for name in engines:
         if name in skip:
             continue
         out = work / f"out-{name}-{args.posts}"
@@ -426,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True)
         if name in ("ours", "floor"):
             c0 = cpu()
-            results[name] = run_ours(spark, campaign, out) if name == "ours" else run_floor(spark, campaign, out)
+            results[name] = run_ours(spark, campaign, out, cpu) if name == "ours" else run_floor(spark, campaign, out)
             cpu_used[name] = cpu() - c0
             # VmHWM is a lifetime peak: "floor" shows the larger of the two Spark runs.
             peaks[name] = f"Spark JVM {peak_rss_mib(cpu.jvm_pid):.0f} MiB, Python driver {peak_rss_mib():.0f} MiB"

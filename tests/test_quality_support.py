@@ -43,10 +43,15 @@ MEDIA_SCHEMA = (
 )
 
 
+POSTING_ACCOUNTS = 6
+"""The first accounts post; the others (public, never posted, no media) exist so that a test
+can corrupt an account's key without orphaning posts or media (campaigns list such accounts)."""
+
+
 def raw_accounts() -> list[dict]:
-    """Four pseudonymized accounts (below the threshold) and two public ones."""
+    """Four pseudonymized accounts (below the threshold), two public ones, six silent public ones."""
     rows = []
-    for i, followers in enumerate([12, 340, 4999, 0, 5000, 120000]):
+    for i, followers in enumerate([12, 340, 4999, 0, 5000, 120000, *(7000 + i for i in range(6))]):
         rows.append(
             {
                 "userid": str(1000000000000000001 + i),
@@ -66,9 +71,10 @@ def raw_accounts() -> list[dict]:
 
 def raw_posts(accounts: list[dict]) -> list[dict]:
     rows = []
+    posting = accounts[:POSTING_ACCOUNTS]
     for n in range(24):
-        author = accounts[n % len(accounts)]
-        other = accounts[(n + 1) % len(accounts)]
+        author = posting[n % len(posting)]
+        other = posting[(n + 1) % len(posting)]
         retweet = n % 5 == 4
         rows.append(
             {
@@ -128,8 +134,12 @@ def pseudonymize(accounts: list[dict], posts: list[dict]) -> tuple[list[dict], l
 
 
 def media_rows(accounts: list[dict], posts: list[dict], variant: str) -> list[dict]:
+    """Photos of the first four posts; a profile image and a banner per posting account.
+
+    Keys do not depend on the variant (``3_<tweetid>``, ``7_<account index>_profile|banner``).
+    """
     rows = []
-    for p in posts[:3]:
+    for p in posts[:4]:
         rows.append(
             {
                 "media_key": f"3_{p['tweetid']}",
@@ -142,19 +152,20 @@ def media_rows(accounts: list[dict], posts: list[dict], variant: str) -> list[di
                 "path_in_archive": f"{p['userid']}/images/{p['tweetid']}-3_{p['tweetid']}.jpg",
             }
         )
-    for a in accounts[:2]:
-        rows.append(
-            {
-                "media_key": f"7_{a['user_screen_name'][-1]}_profile",
-                "tweetid": None,
-                "userid": a["userid"],
-                "kind": "profile_image",
-                "bytes": 50,
-                "sha256": "cd" * 32,
-                "archive": f"{RELEASE_ID}_profile_media_{variant}_001.zip",
-                "path_in_archive": f"{a['userid']}/profile/{a['userid']}_profile.jpg",
-            }
-        )
+    for i, a in enumerate(accounts[:POSTING_ACCOUNTS]):
+        for kind in ("profile", "banner"):
+            rows.append(
+                {
+                    "media_key": f"7_{i}_{kind}",
+                    "tweetid": None,
+                    "userid": a["userid"],
+                    "kind": f"profile_{'image' if kind == 'profile' else kind}",
+                    "bytes": 50,
+                    "sha256": "cd" * 32,
+                    "archive": f"{RELEASE_ID}_profile_media_{variant}_001.zip",
+                    "path_in_archive": f"{a['userid']}/profile/{a['userid']}_{kind}.jpg",
+                }
+            )
     return rows
 
 
@@ -213,10 +224,12 @@ def build_clean_release(spark, staging: Path, campaign: Path) -> StagingLayout:
             {
                 "release_id": RELEASE_ID,
                 "tables": {
-                    "accounts": {"read": 7, "released": 6, "excluded": {}, "quarantined": {"invalid_json": 1}},
-                    "posts": {"read": 26, "released": 24, "excluded": {"deleted": 1, "not_campaign_account": 1},
+                    "accounts": {"read": len(accounts) + 1, "released": len(accounts), "excluded": {},
+                                 "quarantined": {"invalid_json": 1}},
+                    "posts": {"read": len(posts) + 2, "released": len(posts),
+                              "excluded": {"deleted": 1, "not_campaign_account": 1}, "quarantined": {}},
+                    "media": {"read": len(media) + 1, "released": len(media), "excluded": {"deleted": 1},
                               "quarantined": {}},
-                    "media": {"read": 6, "released": 5, "excluded": {"deleted": 1}, "quarantined": {}},
                 },
                 "balanced": True,
             }

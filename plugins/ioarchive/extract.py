@@ -138,15 +138,23 @@ def _read_lines(spark: SparkSession, path: Path | None, schema: Any) -> DataFram
     )
 
 
-def _parse(spark: SparkSession, path: Path | None, schema: Any, keep_raw: Column | None = None,
+def _parse(spark: SparkSession, path: Path | None, schema: Any, scratch: Path, keep_raw: Column | None = None,
            **extra: Column) -> DataFrame:
-    """Parse a raw file once and cache what the checks and the outputs need.
+    """Parse a raw file once into a scratch Parquet table holding what the checks and outputs need.
 
     Columns: ``blk``, ``mid``, ``_blank`` (blank line), ``_inv`` (invalid JSON), ``j`` (the parsed
     record, without the corrupt-record copy), ``extra`` columns computed from ``j``, and
     ``value`` (raw text, at most 10 kB) only where ``keep_raw`` holds (lines that may be
-    quarantined): keeping every raw line would double the cache for nothing. Lines quarantined
+    quarantined): keeping every raw line would double the table for nothing. Lines quarantined
     without their text (duplicates) get it back from a re-read in :func:`tally`.
+
+    Why Parquet and not ``persist()``: the checks, the work table, the books and the identities
+    each scan the parsed lines again. A cached copy of the nested ``j`` of every line must fit
+    the driver's memory (at 1 M posts it is about the raw size); an evicted block is silently
+    recomputed, i.e. the JSON parsed again. Parquet is written once, on disk, and every later
+    scan reads only the (nested) columns it uses. CPU was the same within noise at 200 k posts
+    (issue #3 profile: the extraction's time is JIT compilation and the per-row work, not the
+    cache).
     """
     from pyspark.sql import functions as F
 
@@ -159,7 +167,8 @@ def _parse(spark: SparkSession, path: Path | None, schema: Any, keep_raw: Column
         df = df.withColumn(name, col)
     keep = F.col("_inv") if keep_raw is None else (F.col("_inv") | keep_raw)
     raw = F.when(~F.col("_blank") & F.coalesce(keep, F.lit(True)), F.substring("value", 1, reconcile.MAX_RECORD_CHARS))
-    return df.withColumn("value", raw).persist()
+    df.withColumn("value", raw).write.mode("overwrite").parquet(str(scratch))
+    return spark.read.parquet(str(scratch))
 
 
 def _is_invalid_json() -> Column:
@@ -249,7 +258,7 @@ def _classify(
 ) -> DataFrame:
     """Give every line one disposition: blank, quarantined/<reason>, excluded/<reason>, released.
 
-    ``df`` is a parsed (cached) table from :func:`_parse`, joined with whatever the checks need.
+    ``df`` is a parsed table (scratch Parquet) from :func:`_parse`, joined with whatever the checks need.
     Order (first match wins): invalid_json, missing_id, duplicate_id, the other checks of
     ``quarantine_checks`` in order, then ``exclusion_checks`` in order. Duplicates: among lines that
     parsed and have an id, the first by file position is kept; later ones are ``duplicate_id``.
@@ -457,6 +466,7 @@ def extract_campaign(
     finally:
         for df in cached:
             df.unpersist()
+        shutil.rmtree(_scratch(layout, ""), ignore_errors=True)
 
     quarantine.sort(key=lambda r: (r["source_file"], r["line"]))
     reconcile.append_quarantine(layout.quarantine_records, quarantine)
@@ -475,13 +485,18 @@ def extract_campaign(
 Book = Callable[[str, "DataFrame", "Path | None"], None]
 
 
+def _scratch(layout: StagingLayout, table: str) -> Path:
+    """Scratch folder of one parsed raw table (removed when extraction ends)."""
+    return layout.root / "work" / VARIANT / "parsed.building" / table
+
+
 def _extract_accounts(spark: SparkSession, layout: StagingLayout, path: Path | None, schema: Any,
                       campaign_ids: DataFrame, cached: list[DataFrame], book: Book) -> DataFrame:
     """Classify account records, write ``work/unhashed/accounts``; returns it (read back)."""
     from pyspark.sql import functions as F
 
-    acc = _parse(spark, path, schema, keep_raw=F.lit(True), _ts=parse_v11_time(F.col("j.created_at")))
-    cached.append(acc)
+    acc = _parse(spark, path, schema, _scratch(layout, "accounts"), keep_raw=F.lit(True),
+                 _ts=parse_v11_time(F.col("j.created_at")))
     acc = acc.join(campaign_ids, F.col("j.id_str") == F.col("cid"), "left")
     acc = _classify(
         acc, F.col("j.id_str"),
@@ -499,14 +514,14 @@ def _extract_accounts(spark: SparkSession, layout: StagingLayout, path: Path | N
 def _extract_posts(spark: SparkSession, layout: StagingLayout, path: Path | None, schema: Any,
                    campaign_ids: DataFrame, deletions: DataFrame, accounts: DataFrame,
                    cached: list[DataFrame], book: Book) -> None:
-    """Classify posts (parsed once, cached), write ``posts`` and ``identities`` work tables."""
+    """Classify posts (parsed once, to scratch Parquet), write ``posts`` and ``identities`` work tables."""
     from pyspark.sql import functions as F
 
     ts = F.col("_ts").isNull()
     negative = _negative("j.quote_count", "j.reply_count", "j.favorite_count", "j.retweet_count")
-    post = _parse(spark, path, schema, keep_raw=_blank("j.id_str") | _blank("j.user.id_str") | ts | negative,
+    post = _parse(spark, path, schema, _scratch(layout, "posts"),
+                  keep_raw=_blank("j.id_str") | _blank("j.user.id_str") | ts | negative,
                   _ts=parse_v11_time(F.col("j.created_at")))
-    cached.append(post)
     post = post.join(campaign_ids, F.col("j.user.id_str") == F.col("cid"), "left")
     post = post.join(F.broadcast(deletions.where(F.col("kind") == "post").select(F.col("id").alias("_del"))),
                      F.col("j.id_str") == F.col("_del"), "left")
@@ -537,8 +552,7 @@ def _extract_media(spark: SparkSession, layout: StagingLayout, campaign_dir: Pat
     """Classify media records (paths checked with lstat only), write ``work/unhashed/media``."""
     from pyspark.sql import functions as F
 
-    med = _parse(spark, path, schema, keep_raw=F.lit(True))
-    cached.append(med)
+    med = _parse(spark, path, schema, _scratch(layout, "media"), keep_raw=F.lit(True))
     paths = [r["p"] for r in med.where(~F.col("_inv")).select(F.col("j.path").alias("p"))
              .where(F.col("p").isNotNull()).distinct().collect()]
     bad_paths = classify_media_paths(campaign_dir / "media", paths)
