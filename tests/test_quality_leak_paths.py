@@ -1,10 +1,10 @@
-"""The leak query's two stages (key-token prefilter, exact token-sequence join) on small tables.
+"""The leak query (first-token lookup, then whole-sequence comparison) on small tables.
 
-Each case plants one identifier where a prefilter could plausibly lose it (start or end of a
-value, next to punctuation, non-Latin letters, only in one post's copy of the account columns)
-and checks the exact row keys found; near misses (a longer token, a partial display name) must
-not be found. The same query without its prefilter (the placeholder left as ``TRUE``) must give
-the same rows: the prefilter may only drop rows that cannot leak.
+Each case plants one identifier where a tokenizer or the first-token lookup could plausibly
+lose it (start or end of a value, next to punctuation, non-Latin letters, only in one post's
+copy of the account columns) and checks the exact row keys found; near misses (a longer token,
+a partial display name) must not be found. The rows found must also be exactly those in which
+the Python scan of the report redaction (``IdentifierSet.count_hits``) finds an identifier.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CASES = {
     "greek_display_name_upper_case": (_post(7, "ΞΈΝΙΑ ΜΑΥΡΊΔΟΥ είπε"), True),
     "only_in_this_posts_description": (_post(8, "plain text", description="fan of (xenia_mav3)"), True),
     "only_in_this_posts_display_name": (_post(9, "plain text", display="Leila Varnosh Tehrani"), True),
-    # near misses: the key token occurs (the prefilter lets the row through) but no sequence does
+    # near misses: the first token occurs (the lookup finds it) but no whole sequence does
     "display_name_partial": (_post(20, "zorblat alone, then quinnary later zorblat"), False),
     "common_first_name_only": (_post(21, "Leila went home; leila varnosh"), False),
     "longer_token": (_post(22, "qzx_vortan12 and xqzx_vortan1 and 10000000000000000011"), False),
@@ -87,21 +87,19 @@ def test_each_planted_identifier_is_found_and_near_misses_are_not(spark, identif
         assert (post[0] in found) is leaks, name
 
 
-def test_prefilter_drops_no_leak(spark, identifiers, posts):
-    """Same rows with the prefilter as with every row going through the exact join."""
-    from ioarchive.gx_expectations import PREFILTER_MARKER, expand_leak_prefilter, leak_query
+def test_query_agrees_with_the_python_scan(spark, identifiers, posts):
+    """Spark's tokenizer and sequence match find the rows the Python redaction scan finds."""
+    from ioarchive.gx_expectations import leak_query
+    from ioarchive.quality_identifiers import IdentifierSet
 
-    query = leak_query("tweetid", "leak_paths_identifiers")
-    marker = PREFILTER_MARKER.format(view="leak_paths_identifiers")
-    assert marker in query
-    expanded = expand_leak_prefilter(spark, query)
-    assert marker not in expanded and "exists(toks" in expanded
-    # the literal set names first tokens only; the public account's name is not in it
-    assert "'leila'" in expanded and "'public'" not in expanded and "'quinnary'" not in expanded
-    with_prefilter = _found(spark, posts, query)
-    unfiltered = query.replace(marker, "TRUE /* no prefilter */")
-    assert _found(spark, posts, unfiltered) == with_prefilter
-    assert len(with_prefilter) >= sum(leaks for _, leaks in CASES.values())
+    ids = IdentifierSet.from_frame(identifiers)
+    expected = {
+        post[0] for post, _ in CASES.values()
+        if ids.count_hits(" ".join(" ".join(v) if isinstance(v, list) else v for v in post))
+    }
+    found = {key for key, _ in _found(spark, posts, leak_query("tweetid", "leak_paths_identifiers"))}
+    assert found == expected
+    assert len(found) == sum(leaks for _, leaks in CASES.values())
 
 
 def test_leak_only_in_one_posts_account_columns_names_that_post(spark, identifiers):
@@ -123,13 +121,11 @@ def test_leak_only_in_one_posts_account_columns_names_that_post(spark, identifie
 
 
 def test_raw_row_key_is_redacted_and_empty_identifier_set_finds_nothing(spark, identifiers):
-    from ioarchive.gx_expectations import expand_leak_prefilter, leak_query
+    from ioarchive.gx_expectations import leak_query
     from ioarchive.quality_identifiers import REDACTED
 
     accounts = spark.createDataFrame([("1000000000000000003", "x", 1)], "userid string, tweet_text string, n long")
     assert _found(spark, accounts, leak_query("userid", "leak_paths_identifiers")) == [(REDACTED, "userid")]
     spark.createDataFrame([], "identifier_id long, kind string, pos int, n_tokens int, token string") \
         .createOrReplaceTempView("leak_paths_no_identifiers")
-    query = leak_query("userid", "leak_paths_no_identifiers")
-    assert "FALSE" in expand_leak_prefilter(spark, query)
-    assert _found(spark, accounts, query) == []
+    assert _found(spark, accounts, leak_query("userid", "leak_paths_no_identifiers")) == []

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -34,12 +33,12 @@ from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 MAX_EXAMPLES = 20
 """Offending row keys kept per expectation in results, Data Docs and summary.json."""
 
-from ioarchive.quality_identifiers import TOKEN_SPLIT_RE  # noqa: E402 - one definition
+from ioarchive.quality_identifiers import TOKEN_RE  # noqa: E402 - one definition
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ def offending_rows(df: DataFrame, queries: list[str]) -> dict[str, dict[str, Any
     df.createOrReplaceTempView(view)
     branches = " UNION ALL ".join(
         f"SELECT {i} AS __q, to_json(struct(*), map('ignoreNullFields', 'false')) AS __row "
-        f"FROM ({expand_leak_prefilter(spark, OffendingRowsSummary._format_query(q, batch=view))})"
+        f"FROM ({OffendingRowsSummary._format_query(q, batch=view)})"
         for i, q in enumerate(queries)
     )
     combined = (
@@ -179,15 +178,14 @@ class ExpectNoRawIdentifierLeak(ExpectNoOffendingRows):
 
     The values of every column of every row are joined with ``concat_ws(' ', *)`` (list columns
     element by element, other types as their string form, post text as it is), lower-cased and
-    split into positioned tokens, and the tokens are joined (broadcast) against the identifier tokens of the view ``identifier_view`` with columns
-    ``identifier_id, kind, pos, n_tokens, token``. A row leaks an identifier when all its
-    ``n_tokens`` tokens appear at consecutive positions: single-token identifiers (numeric ids,
-    screen names, case-insensitive) are plain token matches; display names are whole token
-    sequences (see docs/decisions.md, "Leak check: token sequences"). Joined values instead of
-    ``to_json(struct(*))``: no key names and no escapes to tokenize, 45 M instead of 73 M tokens
-    on 1 M posts (measured, 40 s instead of 66 s); the price is that a display name could match
-    across two adjacent values, which fails closed. Only rows holding the first token of some
-    identifier are exploded and joined (see ``leak_query``).
+    cut into tokens; a row leaks an identifier of the view ``identifier_view`` (columns
+    ``identifier_id, kind, pos, n_tokens, token``) when its whole token sequence appears at
+    consecutive positions: single-token identifiers (numeric ids, screen names,
+    case-insensitive) are plain token matches; display names are whole token sequences (see
+    docs/decisions.md, "Leak check: token sequences"). Joined values instead of
+    ``to_json(struct(*))``: no key names and no escapes to tokenize (measured, 40 s instead of
+    66 s); the price is that a display name could match across two adjacent values, which fails
+    closed. See ``leak_query``.
 
     The query returns ``row_key`` (redacted when the key is itself a raw identifier) and
     ``kind``; never the identifier.
@@ -208,62 +206,40 @@ class ExpectNoRawIdentifierLeak(ExpectNoOffendingRows):
         return values
 
 
-PREFILTER_MARKER = "/*ioarchive:leak_prefilter:{view}*/ TRUE"
-"""Placeholder in ``leak_query`` that ``expand_leak_prefilter`` replaces, at run time, by the
-identifier tokens as a literal set. Left in place (an external caller formatting the query
-itself) it reads ``TRUE``: every row goes through the exact join, same result, slower."""
-
-PREFILTER_MAX_TOKENS = 200_000
-"""Above this many distinct prefilter tokens the literal set is not built (SQL text of several
-MB); the query then runs without a prefilter (exact, slower)."""
-
-_PREFILTER_RE = re.compile(r"/\*ioarchive:leak_prefilter:([A-Za-z0-9_.`]+)\*/ TRUE")
-
-
 def leak_query(row_key: str, identifier_view: str) -> str:
     """Spark SQL finding rows of ``{batch}`` that contain a raw identifier token sequence.
 
-    Two stages, because almost every row is clean and exploding every row into positioned
-    tokens (45 M rows for 1 M posts) only to find no match is wasted work:
+    Each row's values are tokenized once (``regexp_extract_all``, whose pattern Spark compiles
+    once per task; ``split`` on the complement compiled it again for every row). Every token is
+    then looked up (broadcast hash join) among the *first* tokens of the identifier sequences:
+    a sequence can only match where its first token is, and almost no token is one. Each hit is
+    kept when the row's tokens from there on equal the whole sequence.
 
-    1. prefilter: each row's token array is kept only if one of its tokens is the *key token*
-       (``pos = 0``) of some identifier sequence. A sequence can only match where its first
-       token occurs, so this drops no leak; the test is a hash lookup per token (Spark turns a
-       literal ``IN`` list into a hash set), not a join.
-    2. exact: the candidate rows are exploded and joined as before (all tokens at consecutive
-       positions, ``count(DISTINCT id_pos) = n_tokens``).
-
-    Both stages tokenize with the same expression, so the prefilter cannot disagree with the
-    exact match about what a token is. Measured on 200k generated posts: about 10% of rows pass
-    the prefilter (display names starting with common first names); the query then costs little
-    more than tokenizing every row (``split(lower(...))``, which both versions do), a few
-    percent less than the unfiltered query. Braces other than ``{batch}`` are doubled (GX formats the
-    query with ``str.format``).
+    The explode is ``OUTER`` on purpose: for a plain explode Spark infers a ``size(toks) > 0``
+    filter, pushes it below the projection and so tokenizes every row twice. Measured on 1 M
+    generated posts (2 cores): this query 21.9 s, of which tokenizing is 16.7 s; the previous
+    form (a key-token prefilter in a lambda, then every token of the ~11% of rows holding a
+    common first name exploded, joined against every identifier token and grouped) 29 s.
+    Braces other than ``{batch}`` are doubled (GX formats the query with ``str.format``).
     """
-    split = TOKEN_SPLIT_RE.replace("\\", "\\\\").replace("{", "{{").replace("}", "}}")
-    prefilter = PREFILTER_MARKER.format(view=identifier_view)
+    token = TOKEN_RE.replace("\\", "\\\\").replace("{", "{{").replace("}", "}}")
     return f"""
 WITH rows AS (
   SELECT CAST(`{row_key}` AS STRING) AS row_key,
-         split(lower(concat_ws(' ', *)), '{split}') AS toks
+         regexp_extract_all(lower(concat_ws(' ', *)), '{token}', 0) AS toks
   FROM {{batch}}
 ),
-candidates AS (
-  SELECT row_key, toks FROM rows WHERE {prefilter}
-),
 tokens AS (
-  SELECT row_key, t.pos AS pos, t.token AS token
-  FROM candidates LATERAL VIEW posexplode(toks) t AS pos, token
+  SELECT row_key, toks, e.pos, e.token FROM rows LATERAL VIEW OUTER posexplode(toks) e AS pos, token
 ),
-hits AS (
-  SELECT /*+ BROADCAST(ids) */ tokens.row_key, ids.identifier_id, ids.kind, ids.n_tokens,
-         tokens.pos - ids.pos AS start, ids.pos AS id_pos
-  FROM tokens JOIN {identifier_view} ids ON tokens.token = ids.token
+sequences AS (
+  SELECT kind, n_tokens, transform(array_sort(collect_list(struct(pos, token))), x -> x.token) AS seq
+  FROM {identifier_view} GROUP BY identifier_id, kind, n_tokens
 ),
 leaks AS (
-  SELECT row_key, kind FROM hits
-  GROUP BY row_key, identifier_id, kind, n_tokens, start
-  HAVING count(DISTINCT id_pos) = n_tokens
+  SELECT /*+ BROADCAST(s) */ t.row_key, s.kind
+  FROM tokens t JOIN sequences s ON t.token = s.seq[0]
+  WHERE slice(t.toks, t.pos + 1, s.n_tokens) = s.seq
 ),
 raw_keys AS (SELECT DISTINCT token FROM {identifier_view} WHERE n_tokens = 1)
 SELECT DISTINCT CASE WHEN raw_keys.token IS NULL THEN leaks.row_key
@@ -271,32 +247,6 @@ SELECT DISTINCT CASE WHEN raw_keys.token IS NULL THEN leaks.row_key
        leaks.kind
 FROM leaks LEFT JOIN raw_keys ON lower(leaks.row_key) = raw_keys.token
 """
-
-
-def expand_leak_prefilter(spark: SparkSession, query: str) -> str:
-    """Replace each prefilter placeholder of ``query`` by ``exists(toks, t -> t IN (...))``.
-
-    The literal list holds the distinct first tokens (``pos = 0``) of the named identifier
-    view, read now (the view is rebuilt per run, so the suite file cannot carry them). An empty
-    view gives ``FALSE`` (nothing can leak); a view too large for a literal keeps ``TRUE``.
-    Tokens are runs of letters, digits and ``_`` and cannot hold a quote; they are escaped
-    anyway. Only the count is logged, never a token.
-    """
-
-    def literal_set(match: re.Match[str]) -> str:
-        view = match.group(1)
-        first = sorted(
-            {r[0] for r in spark.sql(f"SELECT DISTINCT token FROM {view} WHERE pos = 0").collect() if r[0]}
-        )
-        log.debug("leak prefilter over %d key tokens of %s", len(first), view)
-        if not first:
-            return "FALSE"
-        if len(first) > PREFILTER_MAX_TOKENS:
-            return "TRUE"
-        values = ", ".join("'" + t.replace("\\", "\\\\").replace("'", "\\'") + "'" for t in first)
-        return f"exists(toks, t -> t IN ({values}))"
-
-    return _PREFILTER_RE.sub(literal_set, query)
 
 
 def _jsonable(row: Any) -> Any:
