@@ -177,7 +177,7 @@ def validate_release(
                 if not suite_dicts:
                     continue
             variants[variant] = _validate_variant(
-                layout, variant, tables, suite_dicts, identifiers, require_media_index, notes
+                layout, variant, tables, suite_dicts, identifiers, require_media_index
             )
     finally:
         if identifiers_frame is not None:
@@ -221,14 +221,17 @@ def _validate_variant(
     suite_dicts: dict[str, dict],
     identifiers: IdentifierSet,
     require_media_index: bool,
-    notes: list[str],
 ) -> VariantReport:
     import great_expectations as gx
+    from great_expectations.core import ExpectationSuite
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     import ioarchive.gx_expectations  # noqa: F401 - registers the custom expectation types
-    from ioarchive.quality_csv import shared_leak_results
 
     out_dir = layout.validation_dir(variant)
     gx_root = out_dir / "gx"
@@ -243,46 +246,6 @@ def _validate_variant(
     redact = variant == "hashed"
     log.info("GX context for %s ready, %.1f s", variant, time.monotonic() - started)
 
-    shared = shared_leak_results(tables, variant, suite_dicts)
-    notes.extend(shared.notes)
-    try:
-        outcomes = _validate_suites(context, datasource, run_id, tables, variant, suite_dicts, identifiers,
-                                    require_media_index, shared.by_suite)
-    finally:
-        shared.release()
-
-    docs = context.build_data_docs()
-    docs_index = _local_path(docs.get("local_site"))
-    if redact:
-        _check_docs_clean(out_dir / "gx", identifiers)
-    success = all(o.success for o in outcomes.values())
-    report = VariantReport(variant, success, outcomes, out_dir / "summary.json", docs_index)
-    summary = report.summary_dict()
-    if redact:
-        summary = identifiers.redact(summary)
-    report.summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
-    return report
-
-
-def _validate_suites(
-    context: Any,
-    datasource: Any,
-    run_id: Any,
-    tables: ReleaseTables,
-    variant: str,
-    suite_dicts: dict[str, dict],
-    identifiers: IdentifierSet,
-    require_media_index: bool,
-    seeds: dict[str, dict[str, Any]],
-) -> dict[str, SuiteOutcome]:
-    """Validate each suite of ``variant``, store its results (redacted for ``hashed``)."""
-    from great_expectations.core import ExpectationSuite
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
-
-    redact = variant == "hashed"
     outcomes: dict[str, SuiteOutcome] = {}
     for suite_name, suite_dict in suite_dicts.items():
         meta = suite_dict.get("meta", {}).get("ioarchive", {})
@@ -302,8 +265,7 @@ def _validate_suites(
         batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_whole").get_batch(
             batch_parameters={"dataframe": frame}
         )
-        result = _validate_suite(batch, suite, frame, _result_format(row_key, hide_values=redact),
-                                 seeds.get(suite_name))
+        result = _validate_suite(batch, suite, frame, _result_format(row_key, hide_values=redact))
         if redact:
             for expectation_result in result.results:
                 expectation_result.result = identifiers.redact(expectation_result.result)
@@ -322,12 +284,20 @@ def _validate_suites(
         log.info("suite %s: %d expectations, %d failed, %.1f s", suite_name, outcomes[suite_name].evaluated,
                  len(outcomes[suite_name].failed), time.monotonic() - started)
 
-    return outcomes
+    docs = context.build_data_docs()
+    docs_index = _local_path(docs.get("local_site"))
+    if redact:
+        _check_docs_clean(out_dir / "gx", identifiers)
+    success = all(o.success for o in outcomes.values())
+    report = VariantReport(variant, success, outcomes, out_dir / "summary.json", docs_index)
+    summary = report.summary_dict()
+    if redact:
+        summary = identifiers.redact(summary)
+    report.summary_path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    return report
 
 
-def _validate_suite(
-    batch: Any, suite: Any, frame: Any, detail_format: dict[str, Any], seed: dict[str, Any] | None = None
-) -> Any:
+def _validate_suite(batch: Any, suite: Any, frame: Any, detail_format: dict[str, Any]) -> Any:
     """Validate ``suite`` on ``batch``; return one suite result with the results in suite order.
 
     Column map expectations (not null, regex, between, in set, unique) cost GX two extra Spark
@@ -358,8 +328,7 @@ def _validate_suite(
     queries = [e.unexpected_rows_query for e in expectations.values() if isinstance(e, ExpectNoOffendingRows)]
     results = {}
     started = time.monotonic()
-    with shared_query_results() as memo:
-        memo.update(seed or {})  # row queries already computed for this batch (ioarchive.quality_csv)
+    with shared_query_results():
         if map_keys:
             quick = batch.validate(subset(map_keys), result_format={"result_format": "BOOLEAN_ONLY"})
             log.debug("suite %s: %d column map expectations, %.1f s", suite.name, len(map_keys), time.monotonic() - started)
