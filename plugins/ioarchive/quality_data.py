@@ -99,8 +99,8 @@ def register_views(
     tables: ReleaseTables,
     threshold: int,
     campaign_dir: str | Path | None,
-) -> DataFrame:
-    """Register every view the suites use; return the (cached) identifier frame."""
+) -> list[DataFrame]:
+    """Register every view the suites use; return the frames cached for them (to unpersist)."""
     from ioarchive.quality_identifiers import identifier_frame
 
     for variant in VARIANTS:
@@ -111,22 +111,28 @@ def register_views(
             frame.createOrReplaceTempView(f"{variant}_{table}")
     deleted_posts, deleted_media = _deletions(campaign_dir)
     tables.deletions_known = campaign_dir is not None
-    spark.createDataFrame([(i,) for i in deleted_posts], "tweetid string").createOrReplaceTempView(
-        "deleted_post_ids"
-    )
-    spark.createDataFrame([(i,) for i in deleted_media], "media_key string").createOrReplaceTempView(
-        "deleted_media_keys"
-    )
-    spark.createDataFrame(
-        _reconciliation_rows(layout),
-        "table_name string, read long, released long, excluded long, quarantined long",
-    ).createOrReplaceTempView("reconciliation_counts")
     unhashed_accounts = tables.get("unhashed", "accounts")
     if unhashed_accounts is None:
         unhashed_accounts = empty_frame(spark, ACCOUNT_COLUMNS).withColumn("follower_count", _null_long())
-    identifiers = identifier_frame(unhashed_accounts, threshold).cache()
-    identifiers.createOrReplaceTempView(IDENTIFIER_VIEW)
-    return identifiers
+    views = {
+        "deleted_post_ids": spark.createDataFrame([(i,) for i in deleted_posts], "tweetid string"),
+        "deleted_media_keys": spark.createDataFrame([(i,) for i in deleted_media], "media_key string"),
+        "reconciliation_counts": spark.createDataFrame(
+            _reconciliation_rows(layout),
+            "table_name string, read long, released long, excluded long, quarantined long",
+        ),
+        IDENTIFIER_VIEW: identifier_frame(unhashed_accounts, threshold),
+    }
+    # Cached and counted so that Spark knows their size: a frame made from a Python list has no
+    # statistics, so a join of a million posts with 20 000 deleted ids was planned as a
+    # sort-merge join (the posts shuffled) instead of a broadcast of the ids.
+    cached = []
+    for name, frame in views.items():
+        frame = frame.cache()
+        frame.count()
+        frame.createOrReplaceTempView(name)
+        cached.append(frame)
+    return cached
 
 
 def empty_frame(spark: SparkSession, columns: tuple[str, ...]) -> DataFrame:
