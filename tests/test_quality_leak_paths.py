@@ -24,6 +24,14 @@ PSEUDO = "A" * 43
 
 POST_COLUMNS = ("tweetid", "userid", "user_display_name", "user_screen_name", "user_profile_description",
                 "tweet_text", "hashtags", "user_mentions")
+# The same cases with the account columns scanned per distinct combination (as the posts suites
+# do), and with a list column and the post text grouped too: grouping changes speed, not rows.
+GROUPINGS = {
+    "ungrouped": (),
+    "account_columns": (("userid", "user_display_name", "user_screen_name", "user_profile_description"),),
+    "every_column_in_a_group": (("userid", "user_display_name", "user_screen_name", "user_profile_description"),
+                                ("tweet_text",), ("hashtags", "user_mentions")),
+}
 
 
 def _post(n: int, text: str, *, description: str = "a quiet account", display: str = PSEUDO,
@@ -79,15 +87,18 @@ def _found(spark, df, query: str) -> list[tuple[str, str]]:
     return sorted((r["row_key"], r["kind"]) for r in result["rows"])
 
 
-def test_each_planted_identifier_is_found_and_near_misses_are_not(spark, identifiers, posts):
+@pytest.mark.parametrize("grouping", GROUPINGS)
+def test_each_planted_identifier_is_found_and_near_misses_are_not(spark, identifiers, posts, grouping):
     from ioarchive.gx_expectations import leak_query
 
-    found = {key for key, _ in _found(spark, posts, leak_query("tweetid", "leak_paths_identifiers"))}
+    query = leak_query("tweetid", "leak_paths_identifiers", GROUPINGS[grouping])
+    found = {key for key, _ in _found(spark, posts, query)}
     for name, (post, leaks) in CASES.items():
         assert (post[0] in found) is leaks, name
 
 
-def test_query_agrees_with_the_python_scan(spark, identifiers, posts):
+@pytest.mark.parametrize("grouping", GROUPINGS)
+def test_query_agrees_with_the_python_scan(spark, identifiers, posts, grouping):
     """Spark's tokenizer and sequence match find the rows the Python redaction scan finds."""
     from ioarchive.gx_expectations import leak_query
     from ioarchive.quality_identifiers import IdentifierSet
@@ -97,13 +108,17 @@ def test_query_agrees_with_the_python_scan(spark, identifiers, posts):
         post[0] for post, _ in CASES.values()
         if ids.count_hits(" ".join(" ".join(v) if isinstance(v, list) else v for v in post))
     }
-    found = {key for key, _ in _found(spark, posts, leak_query("tweetid", "leak_paths_identifiers"))}
+    found = {key for key, _ in _found(spark, posts, leak_query("tweetid", "leak_paths_identifiers", GROUPINGS[grouping]))}
     assert found == expected
     assert len(found) == sum(leaks for _, leaks in CASES.values())
 
 
-def test_leak_only_in_one_posts_account_columns_names_that_post(spark, identifiers):
-    """Many posts of one account; only one copy of its account columns carries a raw name."""
+@pytest.mark.parametrize("grouping", ["ungrouped", "account_columns"])
+def test_leak_only_in_one_posts_account_columns_names_that_post(spark, identifiers, grouping):
+    """Many posts of one account; only one copy of its account columns carries a raw name.
+
+    Grouped, the 5000 posts hold two distinct account-column combinations: the one with the
+    raw name must be joined back to exactly the one post that carries it."""
     from ioarchive.gx_expectations import leak_query
     from pyspark.sql import functions as F
 
@@ -116,7 +131,8 @@ def test_leak_only_in_one_posts_account_columns_names_that_post(spark, identifie
         .alias("user_profile_description"),
         F.format_string("post %d", "id").alias("tweet_text"),
     )
-    rows = _found(spark, many, leak_query("tweetid", "leak_paths_identifiers"))
+    groups = GROUPINGS[grouping]
+    rows = _found(spark, many, leak_query("tweetid", "leak_paths_identifiers", groups))
     assert rows == [("6321", "screen_name")]
 
 

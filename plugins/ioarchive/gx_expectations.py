@@ -176,7 +176,7 @@ class ExpectNoOffendingRows(UnexpectedRowsExpectation):
 class ExpectNoRawIdentifierLeak(ExpectNoOffendingRows):
     """No raw identifier of a pseudonymized account appears anywhere in a hashed table.
 
-    The values of every column of every row are joined with ``concat_ws(' ', *)`` (list columns
+    The values of every column of a row are joined with ``concat_ws(' ', ...)`` (list columns
     element by element, other types as their string form, post text as it is), lower-cased and
     cut into tokens; a row leaks an identifier of the view ``identifier_view`` (columns
     ``identifier_id, kind, pos, n_tokens, token``) when its whole token sequence appears at
@@ -187,6 +187,12 @@ class ExpectNoRawIdentifierLeak(ExpectNoOffendingRows):
     66 s); the price is that a display name could match across two adjacent values, which fails
     closed. See ``leak_query``.
 
+    ``column_groups`` names columns whose values repeat across rows (the account columns of
+    every post): each distinct combination of a group is scanned once and its leaks are joined
+    back to the rows that carry it. Which columns are grouped changes the speed, never the
+    result, except that a display name split across a grouped and an ungrouped value is no
+    longer matched (values are joined per group; the spec asks for identifiers *in a value*).
+
     The query returns ``row_key`` (redacted when the key is itself a raw identifier) and
     ``kind``; never the identifier.
     """
@@ -195,18 +201,24 @@ class ExpectNoRawIdentifierLeak(ExpectNoOffendingRows):
     identifier_view: str = pydantic.Field(
         description="Spark temp view of raw identifiers: identifier_id, kind, pos, n_tokens, token."
     )
+    column_groups: list[list[str]] = pydantic.Field(
+        default_factory=list,
+        description="Groups of columns whose values repeat across rows; each distinct combination is scanned once.",
+    )
     unexpected_rows_query: str | SuiteParameterDict = pydantic.Field(default="")
 
-    success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "row_key", "identifier_view")
+    success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "row_key", "identifier_view", "column_groups")
 
     @pydantic.root_validator(pre=True)
     def _build_query(cls, values: dict) -> dict:  # noqa: N805 - pydantic validator signature
         if not values.get("unexpected_rows_query"):
-            values["unexpected_rows_query"] = leak_query(values["row_key"], values["identifier_view"])
+            values["unexpected_rows_query"] = leak_query(
+                values["row_key"], values["identifier_view"], values.get("column_groups") or ()
+            )
         return values
 
 
-def leak_query(row_key: str, identifier_view: str) -> str:
+def leak_query(row_key: str, identifier_view: str, column_groups: Iterable[Iterable[str]] = ()) -> str:
     """Spark SQL finding rows of ``{batch}`` that contain a raw identifier token sequence.
 
     Each row's values are tokenized once (``regexp_extract_all``, whose pattern Spark compiles
@@ -214,6 +226,11 @@ def leak_query(row_key: str, identifier_view: str) -> str:
     then looked up (broadcast hash join) among the *first* tokens of the identifier sequences:
     a sequence can only match where its first token is, and almost no token is one. Each hit is
     kept when the row's tokens from there on equal the whole sequence.
+
+    Columns of a ``column_groups`` entry are left out of the row scan; the distinct
+    combinations of the group are scanned the same way (as a struct key) and the keys found
+    are joined back to the batch. On 1 M generated posts (1 800 accounts) the ten account
+    columns are 47 % of the bytes to tokenize but only 1 800 distinct combinations.
 
     The explode is ``OUTER`` on purpose: for a plain explode Spark infers a ``size(toks) > 0``
     filter, pushes it below the projection and so tokenizes every row twice. Measured on 1 M
@@ -223,30 +240,50 @@ def leak_query(row_key: str, identifier_view: str) -> str:
     Braces other than ``{batch}`` are doubled (GX formats the query with ``str.format``).
     """
     token = TOKEN_RE.replace("\\", "\\\\").replace("{", "{{").replace("}", "}}")
-    return f"""
-WITH rows AS (
-  SELECT CAST(`{row_key}` AS STRING) AS row_key,
-         regexp_extract_all(lower(concat_ws(' ', *)), '{token}', 0) AS toks
-  FROM {{batch}}
-),
-tokens AS (
-  SELECT row_key, toks, e.pos, e.token FROM rows LATERAL VIEW OUTER posexplode(toks) e AS pos, token
-),
-sequences AS (
-  SELECT kind, n_tokens, transform(array_sort(collect_list(struct(pos, token))), x -> x.token) AS seq
-  FROM {identifier_view} GROUP BY identifier_id, kind, n_tokens
-),
-leaks AS (
-  SELECT /*+ BROADCAST(s) */ t.row_key, s.kind
-  FROM tokens t JOIN sequences s ON t.token = s.seq[0]
-  WHERE slice(t.toks, t.pos + 1, s.n_tokens) = s.seq
-),
-raw_keys AS (SELECT DISTINCT token FROM {identifier_view} WHERE n_tokens = 1)
-SELECT DISTINCT CASE WHEN raw_keys.token IS NULL THEN leaks.row_key
-                     ELSE '[raw identifier redacted]' END AS row_key,
-       leaks.kind
-FROM leaks LEFT JOIN raw_keys ON lower(leaks.row_key) = raw_keys.token
-"""
+    groups = [list(g) for g in column_groups if g]
+    grouped = [c for g in groups for c in g]
+
+    def cols(names: Iterable[str], prefix: str = "") -> str:
+        return ", ".join(f"{prefix}`{c}`" for c in names)
+
+    def tokens(values: str) -> str:
+        return f"regexp_extract_all(lower(concat_ws(' ', {values})), '{token}', 0)"
+
+    def matches(source: str, key: str) -> str:
+        return (
+            f"SELECT /*+ BROADCAST(s) */ t.{key}, s.kind\n"
+            f"  FROM (SELECT {key}, toks, e.pos, e.token FROM {source}"
+            f" LATERAL VIEW OUTER posexplode(toks) e AS pos, token) t\n"
+            f"  JOIN sequences s ON t.token = s.seq[0]\n"
+            f"  WHERE slice(t.toks, t.pos + 1, s.n_tokens) = s.seq"
+        )
+
+    row_values = f"* EXCEPT ({cols(grouped)})" if grouped else "*"
+    ctes = [
+        f"sequences AS (\n  SELECT kind, n_tokens, transform(array_sort(collect_list(struct(pos, token))), x -> x.token) AS seq\n"
+        f"  FROM {identifier_view} GROUP BY identifier_id, kind, n_tokens\n)",
+        f"rows AS (\n  SELECT CAST(`{row_key}` AS STRING) AS row_key, {tokens(row_values)} AS toks\n  FROM {{batch}}\n)",
+    ]
+    leaks = [matches("rows", "row_key")]
+    for i, group in enumerate(groups):
+        ctes.append(
+            f"group{i} AS (\n  SELECT struct({cols(group)}) AS group_key, {tokens(cols(group))} AS toks\n"
+            f"  FROM (SELECT DISTINCT {cols(group)} FROM {{batch}})\n)"
+        )
+        ctes.append(f"group{i}_leaks AS (\n  {matches(f'group{i}', 'group_key')}\n)")
+        leaks.append(
+            f"SELECT CAST(b.`{row_key}` AS STRING) AS row_key, g.kind FROM {{batch}} b\n"
+            f"  JOIN group{i}_leaks g ON struct({cols(group, 'b.')}) = g.group_key"
+        )
+    ctes.append("leaks AS (\n" + "\nUNION ALL\n".join(leaks) + "\n)")
+    ctes.append(f"raw_keys AS (SELECT DISTINCT token FROM {identifier_view} WHERE n_tokens = 1)")
+    return (
+        "WITH " + ",\n".join(ctes) + "\n"
+        "SELECT DISTINCT CASE WHEN raw_keys.token IS NULL THEN leaks.row_key\n"
+        "                     ELSE '[raw identifier redacted]' END AS row_key,\n"
+        "       leaks.kind\n"
+        "FROM leaks LEFT JOIN raw_keys ON lower(leaks.row_key) = raw_keys.token\n"
+    )
 
 
 def _jsonable(row: Any) -> Any:

@@ -238,7 +238,10 @@ def _validate_variant(
     started = time.monotonic()
     context = gx.get_context(mode="file", project_root_dir=str(out_dir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    datasource = context.data_sources.add_or_update_spark(name=f"{layout.release_id}_{variant}")
+    # persist=False: GX would otherwise persist every batch DataFrame and never unpersist it (the
+    # four posts tables then outgrew the storage memory and evicted caches were rebuilt); the
+    # gate caches what it needs itself (see below).
+    datasource = context.data_sources.add_or_update_spark(name=f"{layout.release_id}_{variant}", persist=False)
     run_id = RunIdentifier(run_name=f"{layout.release_id}-{variant}")
     redact = variant == "hashed"
     log.info("GX context for %s ready, %.1f s", variant, time.monotonic() - started)
