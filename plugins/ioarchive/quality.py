@@ -148,9 +148,6 @@ def validate_release(
 
     quiet_gx()
     started = time.monotonic()
-    # Importing GX takes seconds of pure Python; done in a thread it overlaps the unpacking of
-    # the CSV zips (zlib and file writes release the GIL). The first use below waits for it.
-    threading.Thread(target=_import_gx, name="ioarchive-import-gx", daemon=True).start()
     layout = StagingLayout(Path(staging_dir), release_id)
     suites_dir = Path(expectations_dir or os.environ.get("IOARCHIVE_EXPECTATIONS_DIR") or EXPECTATIONS_DIR)
     csv_scratch = layout.root / "validation" / "_csv_scratch"
@@ -180,19 +177,32 @@ def validate_release(
                 suite_dicts = {k: v for k, v in suite_dicts.items() if k in only}
             if suite_dicts:
                 todo[variant] = suite_dicts
-        # The variants are validated side by side, each in its own thread with its own GX
-        # context (GX resolves a batch's context from its data source, not from a global). One
-        # variant's Spark jobs fill the cores the other leaves idle while GX works in Python,
-        # plans a query or waits for a one-task stage (measured: 2 cores were 72% busy with
-        # the variants one after the other).
-        with ThreadPoolExecutor(max_workers=max(1, len(todo)), thread_name_prefix="ioarchive-validate") as pool:
+        # Every suite is one unit of work with its own GX project (merged per variant for the
+        # Data Docs); two run at a time, the slowest first. One suite's Spark jobs fill the
+        # cores another leaves idle while GX works in Python, plans a query or waits for a
+        # one-task stage (measured at 1 M posts: 2 cores 72% busy with the suites one after the
+        # other; one thread per variant left the shorter unhashed variant idle for 17 s).
+        units = sorted(
+            ((variant, name, suite) for variant, suite_dicts in todo.items() for name, suite in suite_dicts.items()),
+            key=lambda unit: _expected_cost(unit[2]),
+            reverse=True,
+        )
+        for variant in todo:
+            _reset_variant_dir(layout, variant)
+        with ThreadPoolExecutor(max_workers=SUITE_THREADS, thread_name_prefix="ioarchive-suite") as pool:
             running = {
-                variant: pool.submit(
-                    _validate_variant, layout, variant, tables, suite_dicts, identifiers, require_media_index
+                (variant, name): pool.submit(
+                    _run_suite, layout, variant, name, suite, tables, identifiers, require_media_index
                 )
-                for variant, suite_dicts in todo.items()
+                for variant, name, suite in units
             }
-            variants = {variant: future.result() for variant, future in running.items()}
+            outcomes = {key: future.result() for key, future in running.items()}
+        variants = {
+            variant: _finish_variant(
+                layout, variant, {name: outcomes[(variant, name)] for name in suite_dicts}, identifiers
+            )
+            for variant, suite_dicts in todo.items()
+        }
     finally:
         for frame in cached:
             frame.unpersist()
@@ -218,12 +228,6 @@ def load_suite_files(suites_dir: Path, variant: str, params: dict[str, str]) -> 
     return suites
 
 
-def _import_gx() -> None:
-    import great_expectations  # noqa: F401
-
-    import ioarchive.gx_expectations  # noqa: F401
-
-
 def quiet_gx() -> None:
     """Keep GX progress bars, analytics and info logs out of task logs."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
@@ -232,18 +236,54 @@ def quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _validate_variant(
+SUITE_THREADS = 2
+"""Suites validated at a time (the gate's Spark session has the cores; this fills their gaps)."""
+_GX_CONTEXT_LOCK = threading.Lock()
+"""GX sets its current project globally when a context is created: create one at a time."""
+_TABLE_COST = {"posts_csv": 4, "posts": 3, "media_index": 2, "accounts_csv": 1, "accounts": 1}
+
+
+def _expected_cost(suite_dict: dict) -> tuple[int, int]:
+    """Sort key: big tables first, then suites with more expectations (slowest first)."""
+    table = suite_dict.get("meta", {}).get("ioarchive", {}).get("table", "")
+    return _TABLE_COST.get(table, 0), len(suite_dict.get("expectations", []))
+
+
+def _suite_projects_dir(layout: StagingLayout, variant: str) -> Path:
+    return layout.validation_dir(variant) / "_suite_projects"
+
+
+def _reset_variant_dir(layout: StagingLayout, variant: str) -> None:
+    """Results of a previous run must not show up in this run's docs."""
+    out_dir = layout.validation_dir(variant)
+    for stale in (out_dir / "gx", _suite_projects_dir(layout, variant)):
+        if stale.exists():
+            shutil.rmtree(stale)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _gx_context(project_dir: Path) -> Any:
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    with _GX_CONTEXT_LOCK:
+        context = gx.get_context(mode="file", project_root_dir=str(project_dir))
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+def _run_suite(
     layout: StagingLayout,
     variant: str,
+    suite_name: str,
+    suite_dict: dict,
     tables: ReleaseTables,
-    suite_dicts: dict[str, dict],
     identifiers: IdentifierSet,
     require_media_index: bool,
-) -> VariantReport:
-    import great_expectations as gx
+) -> SuiteOutcome:
+    """Validate one suite in a GX project of its own; store its (redacted) result there."""
     from great_expectations.core import ExpectationSuite
     from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
         ValidationResultIdentifier,
@@ -251,76 +291,78 @@ def _validate_variant(
 
     import ioarchive.gx_expectations  # noqa: F401 - registers the custom expectation types
 
-    out_dir = layout.validation_dir(variant)
-    gx_root = out_dir / "gx"
-    if gx_root.exists():
-        shutil.rmtree(gx_root)  # results of a previous run must not show up in these docs
-    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = suite_dict.get("meta", {}).get("ioarchive", {})
+    table, row_key = meta["table"], meta["row_key"]
+    frame = tables.get(variant, table)
+    if frame is None:
+        reason = tables.missing.get((variant, table), "table not loaded")
+        required = table != "media_index" or require_media_index
+        return SuiteOutcome(
+            success=not required,
+            failed=[FailedExpectation("table_present", None, reason)] if required else [],
+        )
     started = time.monotonic()
-    context = gx.get_context(mode="file", project_root_dir=str(out_dir))
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    redact = variant == "hashed"
+    context = _gx_context(_suite_projects_dir(layout, variant) / suite_name)
     # persist=False: GX would otherwise persist every batch DataFrame and never unpersist it (the
     # four posts tables then outgrew the storage memory and evicted caches were rebuilt); the
     # gate caches what it needs itself (see below).
     datasource = context.data_sources.add_or_update_spark(name=f"{layout.release_id}_{variant}", persist=False)
-    run_id = RunIdentifier(run_name=f"{layout.release_id}-{variant}")
-    redact = variant == "hashed"
-    log.info("GX context for %s ready, %.1f s", variant, time.monotonic() - started)
-
-    outcomes: dict[str, SuiteOutcome] = {}
-    for suite_name, suite_dict in suite_dicts.items():
-        meta = suite_dict.get("meta", {}).get("ioarchive", {})
-        table, row_key = meta["table"], meta["row_key"]
-        frame = tables.get(variant, table)
-        if frame is None:
-            reason = tables.missing.get((variant, table), "table not loaded")
-            required = table != "media_index" or require_media_index
-            outcomes[suite_name] = SuiteOutcome(
-                success=not required,
-                failed=[FailedExpectation("table_present", None, reason)] if required else [],
-            )
-            continue
-        started = time.monotonic()
-        suite = context.suites.add_or_update(ExpectationSuite(**suite_dict))
-        asset = datasource.add_dataframe_asset(name=suite_name)
-        # A CSV table is parsed once and cached for the passes of its own suite only. Parquet
-        # tables are not cached: each pass decodes just the columns it reads, which at 1 M
-        # posts cost less than building the cache (measured: 2.7-5.9 s per table), and four
-        # cached posts tables did not fit the storage memory of a 4 GB driver (evicted caches
-        # were rebuilt by later suites).
-        cache = table.endswith("_csv")
-        if cache:
-            frame = frame.cache()
-        try:
-            batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_whole").get_batch(
-                batch_parameters={"dataframe": frame}
-            )
-            result = _validate_suite(batch, suite, frame, _result_format(row_key, hide_values=redact))
-        finally:
-            if cache:
-                frame.unpersist()
-        if redact:
-            for expectation_result in result.results:
-                expectation_result.result = identifiers.redact(expectation_result.result)
-                # Spark error messages quote offending values (e.g. a failed cast)
-                expectation_result.exception_info = identifiers.redact(expectation_result.exception_info)
-        context.validation_results_store.store_validation_results(
-            suite_validation_result=result,
-            suite_validation_result_identifier=ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
-                run_id=run_id,
-                batch_identifier=suite_name,
-            ),
-            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+    suite = context.suites.add_or_update(ExpectationSuite(**suite_dict))
+    asset = datasource.add_dataframe_asset(name=suite_name)
+    # A CSV table is parsed once and cached for the passes of its own suite only. Parquet
+    # tables are not cached: each pass decodes just the columns it reads, which at 1 M posts
+    # cost less than building the cache (measured: 2.7-5.9 s per table), and four cached posts
+    # tables did not fit the storage memory of a 4 GB driver (evicted caches were rebuilt).
+    cache = table.endswith("_csv")
+    if cache:
+        frame = frame.cache()
+    try:
+        batch = asset.add_batch_definition_whole_dataframe(f"{suite_name}_whole").get_batch(
+            batch_parameters={"dataframe": frame}
         )
-        outcomes[suite_name] = _outcome(result.to_json_dict(), row_key)
-        log.info("suite %s: %d expectations, %d failed, %.1f s", suite_name, outcomes[suite_name].evaluated,
-                 len(outcomes[suite_name].failed), time.monotonic() - started)
+        result = _validate_suite(batch, suite, frame, _result_format(row_key, hide_values=redact))
+    finally:
+        if cache:
+            frame.unpersist()
+    if redact:
+        for expectation_result in result.results:
+            expectation_result.result = identifiers.redact(expectation_result.result)
+            # Spark error messages quote offending values (e.g. a failed cast)
+            expectation_result.exception_info = identifiers.redact(expectation_result.exception_info)
+    context.validation_results_store.store_validation_results(
+        suite_validation_result=result,
+        suite_validation_result_identifier=ValidationResultIdentifier(
+            expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+            run_id=RunIdentifier(run_name=f"{layout.release_id}-{variant}"),
+            batch_identifier=suite_name,
+        ),
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+    )
+    outcome = _outcome(result.to_json_dict(), row_key)
+    log.info("suite %s: %d expectations, %d failed, %.1f s", suite_name, outcome.evaluated,
+             len(outcome.failed), time.monotonic() - started)
+    return outcome
 
+
+def _finish_variant(
+    layout: StagingLayout, variant: str, outcomes: dict[str, SuiteOutcome], identifiers: IdentifierSet
+) -> VariantReport:
+    """Merge the suites' GX projects into ``validation/<variant>/gx``; Data Docs and summary."""
+    out_dir = layout.validation_dir(variant)
+    gx_root = out_dir / "gx"
+    projects = _suite_projects_dir(layout, variant)
+    for project in sorted(projects.glob("*/gx")) if projects.exists() else []:
+        for store in ("expectations", "uncommitted/validations"):
+            if (project / store).exists():
+                shutil.copytree(project / store, gx_root / store, dirs_exist_ok=True)
+    shutil.rmtree(projects, ignore_errors=True)
+    context = _gx_context(out_dir)
     docs = context.build_data_docs()
     docs_index = _local_path(docs.get("local_site"))
+    redact = variant == "hashed"
     if redact:
-        _check_docs_clean(out_dir / "gx", identifiers)
+        _check_docs_clean(gx_root, identifiers)
     success = all(o.success for o in outcomes.values())
     report = VariantReport(variant, success, outcomes, out_dir / "summary.json", docs_index)
     summary = report.summary_dict()
