@@ -236,8 +236,9 @@ def quiet_gx() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-SUITE_THREADS = 2
-"""Suites validated at a time (the gate's Spark session has the cores; this fills their gaps)."""
+SUITE_THREADS = 3
+"""Suites validated at a time. The Spark session has the cores; more suites fill their gaps while GX
+works in Python (measured at 1 M posts on 2 cores, warm: 2 threads 50.6 s, 3 threads 48.5 s)."""
 _GX_CONTEXT_LOCK = threading.Lock()
 """GX sets its current project globally when a context is created: create one at a time."""
 _TABLE_COST = {"posts_csv": 4, "posts": 3, "media_index": 2, "accounts_csv": 1, "accounts": 1}
