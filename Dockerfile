@@ -1,7 +1,7 @@
 # One image for the production-like stack (docker-compose.yaml): every Airflow component AND the
 # Spark master/worker run it, so the Spark driver (inside an Airflow task) and the executors have
 # exactly the same Spark (pyspark from requirements.lock), Java, Python and ioarchive code.
-# The base tag must match apache-airflow in requirements.lock (tests/test_compose.py checks it).
+# The base tag must match apache-airflow in requirements.lock (tests/devtools/test_compose.py checks it).
 FROM apache/airflow:3.3.2-python3.11
 
 USER root

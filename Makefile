@@ -51,7 +51,7 @@ test-e2e: venv browser
 	$(BIN)/python -m pytest tests/e2e
 
 demo: venv
-	$(BIN)/python -m ioarchive.demo
+	$(BIN)/python -m ioarchive.devtools.demo
 
 bench: venv
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
@@ -66,7 +66,7 @@ clean:
 	rm -rf $(VENV) build *.egg-info
 
 up: venv
-	$(BIN)/python -m ioarchive.stack up
+	$(BIN)/python -m ioarchive.devtools.stack up
 
 down:
-	@test -x $(BIN)/python && $(BIN)/python -m ioarchive.stack down || true
+	@test -x $(BIN)/python && $(BIN)/python -m ioarchive.devtools.stack down || true

@@ -80,7 +80,7 @@ def run_engine_child(engine: str, campaign: Path, out: Path) -> dict[str, float]
 
 
 def generate(folder: Path, posts: int) -> Path:
-    from ioarchive.generate import generate_campaign
+    from ioarchive.devtools.generate.campaign import generate_campaign
 
     campaign = folder / f"campaign-{posts}"
     if not (campaign / "campaign.json").exists():
@@ -94,9 +94,9 @@ def generate(folder: Path, posts: int) -> Path:
 # --- ours ----------------------------------------------------------------------------------
 def run_ours(spark, campaign: Path, out: Path, cpu=None) -> float:
     """The four phases of ``ioarchive extract``; prints wall and CPU seconds of each."""
-    from ioarchive.extract import extract_campaign
-    from ioarchive.pseudonymize import pseudonymize_release
-    from ioarchive.writers import write_release_tables
+    from ioarchive.extract.extraction import extract_campaign
+    from ioarchive.pseudonymize.variant import pseudonymize_release
+    from ioarchive.tables.writers import write_release_tables
 
     phases = (
         ("extract", lambda: extract_campaign(spark, campaign, out, RELEASE)),
@@ -117,7 +117,7 @@ def run_ours(spark, campaign: Path, out: Path, cpu=None) -> float:
 def run_floor(spark, campaign: Path, out: Path) -> float:
     """The same I/O as ours with no rules: read the raw files (with the same explicit schemas,
     so no inference pass), write each table's Parquet and deflated CSV once per variant."""
-    from ioarchive.extract import _raw_schemas
+    from ioarchive.extract.extraction import _raw_schemas
     from pyspark.sql import functions as F
 
     schemas = _raw_schemas()
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     raw_mb = sum(p.stat().st_size for p in campaign.glob("*.jsonl")) / 1024**2
     print(f"input: {args.posts} posts, {raw_mb:.0f} MiB of JSON Lines; cores: {os.cpu_count()}; load: {os.getloadavg()[0]:.1f}")
 
-    from ioarchive.spark import get_spark
+    from ioarchive.spark.session import get_spark
 
     spark = get_spark("ioarchive-bench")
     spark.range(1).count()  # session start is not part of any measurement

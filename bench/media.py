@@ -123,7 +123,7 @@ def timed_child(argv: list[str]) -> tuple[float, int, float]:
 
 PACK_CODE = """
 import resource, sys
-from ioarchive.media import list_archives, pack_archives
+from ioarchive.media.stage import list_archives, pack_archives
 campaign, staging, release, variant, workers = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 if __name__ == "__main__":
     names = list_archives(staging, release, variant)
@@ -186,7 +186,7 @@ def main() -> int:
 
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from ioarchive.media_plan import plan_media
+    from ioarchive.media.plan import plan_media
 
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="ioarchive-bench-media-", dir="/work"))
     base.mkdir(parents=True, exist_ok=True)

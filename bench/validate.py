@@ -32,21 +32,21 @@ def main() -> int:
                         help="reuse this generated campaign (seed 3, --posts/--accounts as given) instead of generating")
     parser.add_argument("--validate-only", action="store_true",
                         help="skip extraction: validate the staging folder a previous run left in --workdir")
-    parser.add_argument("--debug", action="store_true", help="per-suite phase timings (ioarchive.quality at DEBUG)")
+    parser.add_argument("--debug", action="store_true", help="per-suite phase timings (ioarchive.quality.runner at DEBUG)")
     args = parser.parse_args()
     if args.validate_only and not args.workdir:
         parser.error("--validate-only needs --workdir")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     level = logging.DEBUG if args.debug else logging.INFO  # INFO: per-suite times
-    for name in ("ioarchive.quality", "ioarchive.gx_expectations"):
+    for name in ("ioarchive.quality.runner", "ioarchive.quality.expectations"):
         logging.getLogger(name).setLevel(level)
 
-    from ioarchive.extract import extract_campaign
-    from ioarchive.generate import generate_campaign
-    from ioarchive.pseudonymize import pseudonymize_release
-    from ioarchive.quality import validate_release
-    from ioarchive.spark import get_spark
-    from ioarchive.writers import write_release_tables
+    from ioarchive.devtools.generate.campaign import generate_campaign
+    from ioarchive.extract.extraction import extract_campaign
+    from ioarchive.pseudonymize.variant import pseudonymize_release
+    from ioarchive.quality.runner import validate_release
+    from ioarchive.spark.session import get_spark
+    from ioarchive.tables.writers import write_release_tables
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="ioarchive-bench-validate-"))
     campaign, staging = Path(args.campaign) if args.campaign else work / "campaign", work / "staging"

@@ -7,8 +7,8 @@ the media index) -> render -> publication sign-off -> publish member and public 
 public catalog -> notify.
 
 Triggered from the UI form or the REST API (``conf`` with the params below). Business logic is
-in ``ioarchive.release_tasks`` (task bodies), ``ioarchive.gates`` (sign-offs, four eyes) and
-``ioarchive.notify``; nothing heavy is imported at parse time.
+in ``ioarchive.airflow.tasks`` (task bodies), ``ioarchive.gates.signoffs`` (sign-offs, four eyes) and
+``ioarchive.airflow.notifiers``; nothing heavy is imported at parse time.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import os
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param, PokeReturnValue, task
-from ioarchive import release_tasks
-from ioarchive.gates import GATE_ATTRIBUTION, GATE_PUBLICATION, ReleaseGateOperator
-from ioarchive.notify import GateWaitingNotifier, on_task_failure
+from ioarchive.airflow import tasks as release_tasks
+from ioarchive.airflow.notifiers import GateWaitingNotifier, on_task_failure
+from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, ReleaseGateOperator
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD
 
 DEFAULT_REVIEWERS = [r.strip() for r in os.environ.get("IOARCHIVE_REVIEWERS", "reviewer_a,reviewer_b").split(",") if r.strip()]
@@ -151,7 +151,7 @@ with DAG(
 
     @task
     def notify_published(published: list[dict], params=None) -> None:
-        from ioarchive.notify import published_message, send
+        from ioarchive.airflow.notifiers import published_message, send
 
         locations = {p["variant"]: p["url"] for p in published}
         send(published_message(params["release_id"], int(params["version"]), locations))

@@ -1,8 +1,8 @@
 """Spark job: extract one raw campaign into the staging folder and write the unhashed tables.
 
-Thin over ``ioarchive.extract`` and ``ioarchive.writers``; runs unchanged in-process (tests,
+Thin over ``ioarchive.extract.extraction`` and ``ioarchive.tables.writers``; runs unchanged in-process (tests,
 ``ioarchive extract``) and under ``spark-submit --master <cluster>`` (the DAG, via
-``ioarchive.spark.run_job("extract", [...])``).
+``ioarchive.spark.session.run_job("extract", [...])``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, spark=None) -> int:
     """Run the job; ``spark`` lets tests pass their session (otherwise one is created)."""
-    from ioarchive import drills
-    from ioarchive.extract import extract_campaign
-    from ioarchive.spark import get_spark
-    from ioarchive.writers import write_release_tables
+    from ioarchive.devtools import drills
+    from ioarchive.extract.extraction import extract_campaign
+    from ioarchive.spark.session import get_spark
+    from ioarchive.tables.writers import write_release_tables
 
     args = parse_args(argv)
     spark = spark or get_spark("ioarchive-extract")

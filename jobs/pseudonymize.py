@@ -34,10 +34,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def load_key(key_file: str | None, key_id: str | None, key_secret: str | None = None) -> tuple[bytes, str]:
     """The key and its id: from the file, the secret reference, or the Airflow secrets backend."""
-    from ioarchive.pseudonym import load_key_file, load_key_from_airflow
+    from ioarchive.pseudonymize.pseudonym import load_key_file, load_key_from_airflow
 
     if key_secret:
-        from ioarchive.spark_steps import load_key_secret
+        from ioarchive.spark.steps import load_key_secret
 
         return load_key_secret(key_secret), str(key_id)
     if key_file:
@@ -47,10 +47,10 @@ def load_key(key_file: str | None, key_id: str | None, key_secret: str | None = 
 
 
 def main(argv: list[str] | None = None, spark=None) -> int:
-    from ioarchive import drills
-    from ioarchive.pseudonymize import pseudonymize_release
-    from ioarchive.spark import get_spark
-    from ioarchive.writers import write_release_tables
+    from ioarchive.devtools import drills
+    from ioarchive.pseudonymize.variant import pseudonymize_release
+    from ioarchive.spark.session import get_spark
+    from ioarchive.tables.writers import write_release_tables
 
     args = parse_args(argv)
     key, key_id = load_key(args.key_file, args.key_id, args.key_secret)

@@ -1,6 +1,6 @@
 """Spark job: validate both variants of a staged release with the Great Expectations suites.
 
-Thin over ``ioarchive.quality.validate_release``; runs unchanged in-process (the DAG's local
+Thin over ``ioarchive.quality.runner.validate_release``; runs unchanged in-process (the DAG's local
 backend), under ``spark-submit --master <cluster>`` and on EMR Serverless. It writes Data Docs
 and ``validation/<variant>/summary.json``; the gate's verdict is read from those files by the
 quality_gate task, so a completed validation exits 0 whether or not expectations failed (a
@@ -28,8 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None, spark=None) -> int:
     """Run the job; ``spark`` lets the caller pass its session (otherwise one is created)."""
-    from ioarchive.quality import validate_release
-    from ioarchive.spark import get_spark
+    from ioarchive.quality.runner import validate_release
+    from ioarchive.spark.session import get_spark
 
     args = parse_args(argv)
     spark = spark or get_spark("ioarchive-quality")

@@ -32,7 +32,7 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session for the whole test run (starting one costs ~5 s)."""
-    from ioarchive.spark import get_spark
+    from ioarchive.spark.session import get_spark
 
     session = get_spark("ioarchive-tests")
     yield session
@@ -42,7 +42,7 @@ def spark():
 @pytest.fixture(scope="session")
 def campaign_dir(tmp_path_factory) -> Path:
     """A default-size generated campaign (clean, fixed seed), shared read-only by tests."""
-    from ioarchive.generate import generate_campaign
+    from ioarchive.devtools.generate.campaign import generate_campaign
 
     out = tmp_path_factory.mktemp("campaign") / "campaign"
     generate_campaign(out, seed=7, accounts=120, posts=3000, media_bytes=12 * 1024**2)
@@ -52,7 +52,7 @@ def campaign_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def invalid_campaign_dir(tmp_path_factory) -> Path:
     """A generated campaign with every kind of bad record injected (see its sidecar)."""
-    from ioarchive.generate import generate_campaign
+    from ioarchive.devtools.generate.campaign import generate_campaign
 
     out = tmp_path_factory.mktemp("campaign_invalid") / "campaign"
     generate_campaign(out, seed=11, accounts=80, posts=2000, media_bytes=6 * 1024**2, invalid_rate=0.02)

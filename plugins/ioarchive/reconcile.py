@@ -12,11 +12,10 @@ packer may quarantine from several tasks of the same run.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from ioarchive.filelock import file_lock
+from ioarchive.files import atomic_write_json, file_lock
 from ioarchive.staging import StagingLayout
 
 TABLES: tuple[str, ...] = ("accounts", "posts", "media")
@@ -66,7 +65,7 @@ def load(layout: StagingLayout) -> dict[str, Any]:
 def save(layout: StagingLayout, data: dict[str, Any]) -> dict[str, Any]:
     """Write ``reconciliation.json`` atomically; ``balanced`` is recomputed, never trusted."""
     data["balanced"] = is_balanced(data)
-    _atomic_write_json(layout.reconciliation, data)
+    atomic_write_json(layout.reconciliation, data)
     return data
 
 
@@ -126,10 +125,5 @@ def move_to_quarantine(
         return save(layout, data)
 
 
-def _atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from ioarchive.stack import Stack
+from ioarchive.devtools.stack import Stack
 from support.stacks import start_stack, stop_stack
 
 

@@ -10,7 +10,7 @@ users, as reviewers and on-call would:
   by reviewer_b; both buckets hold exactly the bytes their manifests list, and ``verify``
   passes on both. On PostgreSQL the run is undisturbed. On SQLite it is the rerun drill
   (issue #8): every writing task (extract, pseudonymize, pack_media, render, publish, catalog)
-  is SIGKILLed once in the middle of its writes (``ioarchive.drills`` hold points) and cleared
+  is SIGKILLed once in the middle of its writes (``ioarchive.devtools.drills`` hold points) and cleared
   through the REST API with the runbook's request; the published objects must be byte-identical
   to the undisturbed run's (the manifests differ only in the sign-off times);
 - a rejected attribution fails the run, names who rejected and why, publishes nothing;
@@ -31,8 +31,8 @@ import time
 from pathlib import Path
 
 import pytest
-from ioarchive import drills
-from ioarchive.stack import (
+from ioarchive.devtools import drills
+from ioarchive.devtools.stack import (
     MEMBER_BUCKET,
     PUBLIC_BUCKET,
     REVIEWERS,
@@ -57,7 +57,7 @@ RELEASE_SELF = "e2eself_202102"
 @pytest.fixture(scope="module")
 def e2e_campaign(tmp_path_factory) -> Path:
     """A small generated campaign (40 accounts, 400 posts, 2 MiB of media)."""
-    from ioarchive.generate import generate_campaign
+    from ioarchive.devtools.generate.campaign import generate_campaign
 
     out = tmp_path_factory.mktemp("e2e_campaign") / "campaign"
     generate_campaign(out, seed=23, accounts=40, posts=400, media_bytes=2 * 1024**2, release_month="2021-02")
@@ -318,7 +318,7 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
     done = runbook.run(runbook.fill(runbook.command("ioarchive verify <staging>"), {
         "<staging>": str(stack.staging_root / RELEASE_OK / "v1")}), env)
     assert done.returncode == 0 and "PASSED" in done.stdout, done.stdout + done.stderr
-    done = runbook.run(runbook.fill(runbook.command("python -m ioarchive.stack status"),
+    done = runbook.run(runbook.fill(runbook.command("python -m ioarchive.devtools.stack status"),
                                     {"var/stack": str(stack.state_dir)}), env)
     assert done.returncode == 0 and "scheduler" in done.stdout, done.stdout + done.stderr
     catalog = json.loads(stack.s3_client().get_object(Bucket=PUBLIC_BUCKET, Key="catalog/releases.json")["Body"].read())
@@ -342,7 +342,7 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
 
 def test_public_bucket_guard_refuses_the_unhashed_variant(stack):
     """A library call against the same S3 server: unhashed data never reaches the public bucket."""
-    from ioarchive.publish import PublishRefused, publish_release, s3_store
+    from ioarchive.publish.upload import PublishRefused, publish_release, s3_store
 
     staging = stack.staging_root / RELEASE_OK / "v1"
     if not (staging / "release" / "unhashed" / "manifest.json").exists():

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ioarchive.stack import (
+from ioarchive.devtools.stack import (
     MEMBER_BUCKET,
     PUBLIC_BUCKET,
     REVIEWERS,
@@ -71,7 +71,7 @@ class GatedRuns:
 @pytest.fixture(scope="module")
 def browser_campaign(tmp_path_factory) -> Path:
     """A small generated campaign (20 accounts, 200 posts, 1 MiB of media)."""
-    from ioarchive.generate import generate_campaign
+    from ioarchive.devtools.generate.campaign import generate_campaign
 
     out = tmp_path_factory.mktemp("browser_campaign") / "campaign"
     generate_campaign(out, seed=31, accounts=20, posts=200, media_bytes=1 * 1024**2)

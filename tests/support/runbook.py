@@ -19,7 +19,7 @@ EXERCISED = (
     "ioarchive investigations set",
     "ioarchive verify s3://",
     "ioarchive verify <staging>",
-    "python -m ioarchive.stack status",
+    "python -m ioarchive.devtools.stack status",
 )
 """Beginnings of the runbook's commands that tests/e2e/test_release_e2e.py runs."""
 

@@ -1,6 +1,6 @@
 """Starting and stopping end-to-end stacks (Airflow + S3) on SQLite or a fresh PostgreSQL database.
 
-Every stack gets a drill folder (``IOARCHIVE_DRILL_DIR``, see ``ioarchive.drills``); hold points
+Every stack gets a drill folder (``IOARCHIVE_DRILL_DIR``, see ``ioarchive.devtools.drills``); hold points
 stay inert until a test arms one.
 """
 
@@ -11,8 +11,8 @@ import secrets
 from pathlib import Path
 
 import pytest
-from ioarchive.drills import DRILL_DIR_ENV
-from ioarchive.stack import Stack, free_port
+from ioarchive.devtools.drills import DRILL_DIR_ENV
+from ioarchive.devtools.stack import Stack, free_port
 
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=root dbname=postgres"
 

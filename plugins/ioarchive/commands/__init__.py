@@ -1,1 +1,0 @@
-"""Subcommands of ``ioarchive``; one module each (see ``ioarchive.cli``)."""

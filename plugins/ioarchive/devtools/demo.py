@@ -1,0 +1,153 @@
+"""``make demo``: one whole release on a generated campaign, driven as the people involved would.
+
+1. generate a small campaign;
+2. start the local stack (``ioarchive.devtools.stack``), or reuse the one already running;
+3. the integrity lead marks the linked investigations concluded in the registry;
+4. ``trigger_user`` triggers ``io_release`` through the REST API;
+5. ``reviewer_a`` approves the attribution, ``reviewer_b`` approves publication (REST API,
+   each as themselves: four eyes);
+6. wait for success, print the published folders and run ``ioarchive verify`` on both.
+
+The stack stays up afterwards so the run can be explored in the UI; ``make down`` stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ioarchive.devtools.stack import (
+    DEFAULT_STATE_DIR,
+    MEMBER_BUCKET,
+    PUBLIC_BUCKET,
+    REPO,
+    REVIEWERS,
+    TRIGGER_USER,
+    AirflowClient,
+    Stack,
+    StackError,
+)
+
+DAG_ID = "io_release"
+
+
+def say(text: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def running_stack(state_dir: Path, port: int) -> Stack:
+    """The stack in ``state_dir`` if it runs, else a freshly started one."""
+    try:
+        stack = Stack.load(state_dir)
+        if stack.pids and all(stack.alive().values()):
+            stack.wait_healthy(timeout=60)
+            say(f"reusing the running stack at {stack.base_url}")
+            return stack
+    except StackError:
+        pass
+    say("starting the local stack (Airflow api-server, scheduler, dag-processor, triggerer; S3 server)...")
+    stack = Stack(state_dir=state_dir, api_port=port, registry_poke_seconds=5)
+    stack.up()
+    say(f"stack up: Airflow {stack.base_url}, S3 {stack.s3_endpoint}")
+    return stack
+
+
+def next_version(stack: Stack, release_id: str) -> int:
+    """One more than the highest version of ``release_id`` already in the public bucket."""
+    client = stack.s3_client()
+    versions = [0]
+    resp = client.list_objects_v2(Bucket=PUBLIC_BUCKET, Prefix=f"releases/{release_id}/v", Delimiter="/")
+    for prefix in resp.get("CommonPrefixes", []):
+        tail = prefix["Prefix"].rstrip("/").rsplit("/v", 1)[-1]
+        if tail.isdigit():
+            versions.append(int(tail))
+    return max(versions) + 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ioarchive.devtools.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("IOARCHIVE_API_PORT", "8080")))
+    parser.add_argument("--out", default=str(REPO / "demo-output"), help="where the generated campaign goes")
+    parser.add_argument("--accounts", type=int, default=60)
+    parser.add_argument("--posts", type=int, default=1500)
+    parser.add_argument("--media-mib", type=int, default=8)
+    args = parser.parse_args(argv)
+
+    from ioarchive.devtools.generate.campaign import generate_campaign
+    from ioarchive.request.campaign import Campaign
+
+    campaign_dir = Path(args.out) / "campaign"
+    say(f"generating a campaign ({args.accounts} accounts, {args.posts} posts, {args.media_mib} MiB media) in {campaign_dir}")
+    generate_campaign(campaign_dir, seed=1, accounts=args.accounts, posts=args.posts,
+                      media_bytes=args.media_mib * 1024**2, release_month="2021-02", overwrite=True)
+    campaign = Campaign.load(campaign_dir)
+    release_id = f"{campaign.campaign_id.lower()}_{campaign.disclosure_month.replace('-', '')}"
+
+    try:
+        stack = running_stack(Path(args.state_dir), args.port)
+    except StackError as exc:
+        say(f"could not start the stack: {exc}")
+        return 1
+    client = AirflowClient.for_stack(stack)
+    client.wait_for_dag(DAG_ID, TRIGGER_USER)
+    client.unpause(DAG_ID, TRIGGER_USER)
+
+    for investigation in campaign.investigation_ids:
+        stack.set_investigation(campaign.campaign_id, investigation, "concluded", "integrity_lead")
+        say(f"integrity_lead marked investigation {investigation} of {campaign.campaign_id} concluded")
+
+    version = next_version(stack, release_id)
+    run_id = f"demo_{release_id}_v{version}_{int(time.time())}"
+    conf = {"campaign_dir": str(campaign_dir.resolve()), "release_id": release_id, "version": version,
+            "reviewers": list(REVIEWERS), "archive_target_bytes": 2 * 1024**2}
+    client.trigger(DAG_ID, run_id, conf, TRIGGER_USER)
+    say(f"{TRIGGER_USER} triggered {DAG_ID} run {run_id} for {release_id} v{version}")
+    say(f"follow it at {stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
+
+    reviewer_a, reviewer_b = REVIEWERS
+    for gate, reviewer, comment in (
+        ("attribution_signoff", reviewer_a, "attribution statement matches the investigation report"),
+        ("publication_signoff", reviewer_b, "counts, README and data quality reviewed"),
+    ):
+        say(f"waiting for the {gate.replace('_', ' ')} (the pipeline runs up to it)...")
+        try:
+            client.wait_task_state(DAG_ID, run_id, gate, {"awaiting_input"}, TRIGGER_USER, timeout=1800)
+        except StackError as exc:
+            say(f"the run stopped before {gate}: {exc}")
+            return 1
+        stack.wait_scheduler_saw(run_id, gate, "awaiting_input")  # an instant answer can race the scheduler
+        client.answer(DAG_ID, run_id, gate, reviewer, "Approve", comment)
+        say(f"{reviewer} approved the {gate.replace('_', ' ')}: {comment!r}")
+
+    state = client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=1800)
+    if state != "success":
+        say(f"run {run_id} ended {state}: {client.task_states(DAG_ID, run_id, TRIGGER_USER)}")
+        return 1
+    say(f"run {run_id} succeeded")
+
+    status = 0
+    for bucket in (PUBLIC_BUCKET, MEMBER_BUCKET):
+        url = f"s3://{bucket}/releases/{release_id}/v{version}/"
+        listing = stack.s3_client().list_objects_v2(Bucket=bucket, Prefix=url.split("/", 3)[3])
+        say(f"published {url} ({len(listing.get('Contents', []))} objects):")
+        for obj in listing.get("Contents", []):
+            print(f"    {obj['Size']:>12,d}  {obj['Key']}")
+        say(f"ioarchive verify {url}")
+        result = subprocess.run(
+            [sys.executable, "-m", "ioarchive.cli.main", "verify", url, "--endpoint-url", stack.s3_endpoint],
+            env=stack.env(),
+        )
+        status |= result.returncode
+    say(f"catalog: s3://{PUBLIC_BUCKET}/catalog/index.html; staging: {stack.staging_root / release_id}")
+    say(f"the stack keeps running for exploration at {stack.base_url} (users and passwords: "
+        f"{stack.passwords_file}); `make down` stops it")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

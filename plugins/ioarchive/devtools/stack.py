@@ -1,0 +1,726 @@
+"""The local stack: Airflow (four components) and an S3 server on loopback, for demos and e2e tests.
+
+``python -m ioarchive.devtools.stack up|down|status`` (``make up`` / ``make down``). ``up`` starts, each
+in its own process group so ``down`` can stop it and all its children:
+
+- ``moto_server`` on 127.0.0.1 (the public and member buckets are created in it);
+- ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with the
+  LocalExecutor, a small parallelism (2 cores), the repo's ``dags/``, named users from the simple
+  auth manager (``trigger_user`` who triggers, ``reviewer_a`` and ``reviewer_b`` who sign off;
+  no all-admins, so four eyes can be shown), SQLite metadata by default or PostgreSQL with
+  ``--metadata-db`` / ``IOARCHIVE_METADATA_DB``;
+- connections (``ioarchive_s3``, ``ioarchive_registry``) and Variables (pseudonym key, staging
+  root) handed to Airflow as ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` environment variables.
+
+All state lives under one folder (default ``var/stack/`` in the repo): ``stack.json`` (ports,
+pids, URLs), the Airflow home, logs per component, the registry database, the staging root.
+``down`` stops exactly the process groups whose pids ``up`` recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_STATE_DIR = REPO / "var" / "stack"
+COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
+TRIGGER_USER = "trigger_user"
+REVIEWERS: tuple[str, ...] = ("reviewer_a", "reviewer_b")
+USERS: tuple[str, ...] = (TRIGGER_USER, *REVIEWERS)
+PUBLIC_BUCKET = "ioarchive-public"
+MEMBER_BUCKET = "ioarchive-members"
+S3_KEY = "testing"  # moto accepts any credentials; these never leave loopback
+
+
+class StackError(RuntimeError):
+    """The stack could not be started or stopped; the message says which component and where its log is."""
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now, below the kernel's ephemeral range.
+
+    A port handed out by the kernel (bind to 0) is from the ephemeral range, where any other
+    process (a Spark py4j gateway, an HTTP client) may grab it before our server binds it; a
+    random port below that range is only taken by someone who asks for it explicitly.
+    """
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def venv_bin() -> Path:
+    """The folder holding ``airflow`` and ``moto_server`` of this interpreter's venv."""
+    return Path(sys.executable).parent
+
+
+@dataclass
+class Stack:
+    """One local stack, described by its state folder (``stack.json`` inside once started)."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    api_port: int = 0
+    s3_port: int = 0
+    metadata_db: str = ""
+    registry_poke_seconds: int = 15
+    pids: dict[str, int] = field(default_factory=dict)
+    jwt_secret: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).resolve()
+
+    # --- paths and URLs --------------------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.state_dir / "stack.json"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def staging_root(self) -> Path:
+        return self.state_dir / "staging"
+
+    @property
+    def registry_db(self) -> Path:
+        return self.state_dir / "registry.db"
+
+    @property
+    def key_file(self) -> Path:
+        return self.state_dir / "pseudonym.key"
+
+    @property
+    def passwords_file(self) -> Path:
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        if self.metadata_db:
+            url = self.metadata_db
+            if url.startswith("postgresql://"):
+                url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+            return url
+        return f"sqlite:///{self.state_dir / 'airflow.db'}"
+
+    # --- persistence -----------------------------------------------------------------------
+    @classmethod
+    def load(cls, state_dir: str | Path = DEFAULT_STATE_DIR) -> Stack:
+        """The stack described by ``state_dir/stack.json`` (raises StackError if never started)."""
+        path = Path(state_dir) / "stack.json"
+        if not path.exists():
+            raise StackError(f"no stack state at {path}: run `python -m ioarchive.devtools.stack up` first")
+        data = json.loads(path.read_text())
+        return cls(
+            state_dir=Path(state_dir),
+            api_port=data["api_port"],
+            s3_port=data["s3_port"],
+            metadata_db=data.get("metadata_db", ""),
+            registry_poke_seconds=data.get("registry_poke_seconds", 15),
+            pids={k: int(v) for k, v in data.get("pids", {}).items()},
+            jwt_secret=data.get("jwt_secret", ""),
+            extra_env=data.get("extra_env", {}),
+        )
+
+    def save(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "api_port": self.api_port,
+            "s3_port": self.s3_port,
+            "metadata_db": self.metadata_db,
+            "registry_poke_seconds": self.registry_poke_seconds,
+            "pids": self.pids,
+            "jwt_secret": self.jwt_secret,
+            "extra_env": self.extra_env,
+            "base_url": self.base_url,
+            "s3_endpoint": self.s3_endpoint,
+            "staging_root": str(self.staging_root),
+            "public_bucket": PUBLIC_BUCKET,
+            "member_bucket": MEMBER_BUCKET,
+        }
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+
+    # --- configuration ---------------------------------------------------------------------
+    def pseudonym_key(self) -> str:
+        """The stack's pseudonymization key (random, created once, 0600)."""
+        if not self.key_file.exists():
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return self.key_file.read_text().strip()
+
+    def s3_connection(self) -> dict[str, Any]:
+        return {
+            "conn_type": "aws",
+            "login": S3_KEY,
+            "password": S3_KEY,
+            "extra": {"endpoint_url": self.s3_endpoint, "region_name": "us-east-1"},
+        }
+
+    def registry_connection(self) -> dict[str, Any]:
+        return {"conn_type": "sqlite", "host": str(self.registry_db)}
+
+    def env(self) -> dict[str, str]:
+        """Environment of every component (and of clients that want the same view)."""
+        env = dict(os.environ)
+        # Keep settings of an outer Airflow (e.g. the test session's) from leaking in.
+        for key in list(env):
+            if key.startswith(("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_")):
+                del env[key]
+        env.update(
+            {
+                "PATH": f"{venv_bin()}{os.pathsep}{env.get('PATH', '')}",
+                "AIRFLOW_HOME": str(self.airflow_home),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:admin" for u in USERS),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__WORKERS": "1",
+                "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
+                "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+                "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+                "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW_CONN_IOARCHIVE_S3": json.dumps(self.s3_connection()),
+                "AIRFLOW_CONN_IOARCHIVE_REGISTRY": json.dumps(self.registry_connection()),
+                "AIRFLOW_VAR_IOARCHIVE_PSEUDONYM_KEY": self.pseudonym_key(),
+                "AIRFLOW_VAR_IOARCHIVE_PSEUDONYM_KEY_ID": "local-stack",
+                "AIRFLOW_VAR_IOARCHIVE_STAGING_ROOT": str(self.staging_root),
+                "IOARCHIVE_STAGING_ROOT": str(self.staging_root),
+                "IOARCHIVE_PUBLIC_BUCKET": PUBLIC_BUCKET,
+                "IOARCHIVE_MEMBER_BUCKET": MEMBER_BUCKET,
+                "IOARCHIVE_REGISTRY_POKE_SECONDS": str(self.registry_poke_seconds),
+                "IOARCHIVE_LOCAL_MASTER": env.get("IOARCHIVE_LOCAL_MASTER", "local[2]"),
+                "IOARCHIVE_DRIVER_MEMORY": env.get("IOARCHIVE_DRIVER_MEMORY", "1g"),
+                "IOARCHIVE_SHUFFLE_PARTITIONS": env.get("IOARCHIVE_SHUFFLE_PARTITIONS", "4"),
+                "AWS_ACCESS_KEY_ID": S3_KEY,
+                "AWS_SECRET_ACCESS_KEY": S3_KEY,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
+        env.pop("IOARCHIVE_SNS_TOPIC_ARN", None)
+        env.update(self.extra_env)
+        return env
+
+    def passwords(self) -> dict[str, str]:
+        """User name -> password of the stack's named users."""
+        return json.loads(self.passwords_file.read_text())
+
+    def _write_passwords(self) -> None:
+        """Fix the users' passwords before the api-server starts (it keeps existing entries)."""
+        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        existing = json.loads(self.passwords_file.read_text()) if self.passwords_file.exists() else {}
+        for user in USERS:
+            existing.setdefault(user, secrets.token_urlsafe(12))
+        fd = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(existing) + "\n")
+
+    # --- processes -------------------------------------------------------------------------
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> int:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_dir / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                env=env,
+                cwd=self.state_dir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # own process group: `down` kills it with its children
+            )
+        self.pids[name] = proc.pid
+        self.save()
+        return proc.pid
+
+    def alive(self) -> dict[str, bool]:
+        """Which recorded process groups still have a live leader."""
+        result = {}
+        for name, pid in self.pids.items():
+            try:
+                os.killpg(pid, 0)
+                result[name] = True
+            except (ProcessLookupError, PermissionError):
+                result[name] = False
+        return result
+
+    def up(self, timeout: float = 180.0) -> Stack:
+        """Start everything and wait until the API reports every component healthy."""
+        if self.state_file.exists():
+            previous = Stack.load(self.state_dir)
+            if any(previous.alive().values()):
+                raise StackError(
+                    f"a stack is already running from {self.state_dir} (pids {previous.pids}); "
+                    "run `python -m ioarchive.devtools.stack down` first"
+                )
+        if self.metadata_db.startswith("postgresql"):
+            try:
+                import asyncpg  # noqa: F401 - Airflow 3 derives a postgresql+asyncpg URL for its async engine
+            except ImportError:
+                raise StackError(
+                    "a PostgreSQL metadata DB needs the asyncpg driver (Airflow 3's async engine): "
+                    "install it from requirements.lock (pip install asyncpg)"
+                ) from None
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.staging_root.mkdir(parents=True, exist_ok=True)
+        self.api_port = self.api_port or free_port()
+        self.s3_port = self.s3_port or free_port()
+        self.jwt_secret = self.jwt_secret or secrets.token_urlsafe(32)
+        self.pids = {}
+        self.save()
+        self._write_passwords()
+        env = self.env()
+        try:
+            self._spawn("s3", [str(venv_bin() / "moto_server"), "-H", "127.0.0.1", "-p", str(self.s3_port)], env)
+            migrate = subprocess.run(
+                [str(venv_bin() / "airflow"), "db", "migrate"],
+                env=env,
+                cwd=self.state_dir,
+                capture_output=True,
+                text=True,
+            )
+            (self.log_dir / "db-migrate.log").write_text(migrate.stdout + migrate.stderr)
+            if migrate.returncode != 0:
+                raise StackError(
+                    f"airflow db migrate failed for {self.sql_alchemy_conn.split('@')[-1]}; "
+                    f"see {self.log_dir / 'db-migrate.log'}"
+                )
+            for component in COMPONENTS:
+                argv = [str(venv_bin() / "airflow"), component]
+                if component == "api-server":
+                    argv += ["--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"]
+                self._spawn(component, argv, env)
+            self._wait_s3(timeout=60)
+            self._ensure_buckets()
+            self._ensure_registry()
+            self.wait_healthy(timeout=timeout)
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def _wait_s3(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.s3_endpoint}/", timeout=2).read()
+                return
+            except urllib.error.HTTPError:
+                return  # it answers
+            except OSError:
+                time.sleep(0.3)
+        raise StackError(f"S3 server did not answer on {self.s3_endpoint}; see {self.log_dir / 's3.log'}")
+
+    def s3_client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=S3_KEY,
+            aws_secret_access_key=S3_KEY,
+            region_name="us-east-1",
+        )
+
+    def _ensure_buckets(self) -> None:
+        """Public and member buckets; the member one encrypted and blocked from public access."""
+        from ioarchive.publish.store import ensure_buckets
+
+        ensure_buckets(self.s3_client(), PUBLIC_BUCKET, MEMBER_BUCKET)
+
+    def _ensure_registry(self) -> None:
+        """Migrate the investigations registry (SQLite in the state folder) so the DAG can read it."""
+        from ioarchive.gates.registry import Registry
+
+        with Registry(self.registry_url) as registry:
+            registry.migrate()
+
+    @property
+    def registry_url(self) -> str:
+        return f"sqlite:///{self.registry_db}"
+
+    def set_investigation(self, campaign_id: str, investigation_id: str, status: str, by: str) -> None:
+        """Record an investigation's status in the stack's registry (demo and tests)."""
+        from ioarchive.gates.registry import Registry
+
+        with Registry(self.registry_url) as registry:
+            registry.set_status(campaign_id, investigation_id, status, by)
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base_url}/api/v2/monitor/health", timeout=5) as resp:
+            return json.loads(resp.read())
+
+    def wait_healthy(self, timeout: float = 180.0) -> dict[str, Any]:
+        """Poll ``/api/v2/monitor/health`` until every component is healthy."""
+        deadline = time.monotonic() + timeout
+        last: Any = "no answer"
+        while time.monotonic() < deadline:
+            dead = [name for name, ok in self.alive().items() if not ok]
+            if dead:
+                raise StackError(
+                    f"stack component(s) {', '.join(dead)} exited during start-up; "
+                    f"see {', '.join(str(self.log_dir / (n + '.log')) for n in dead)}"
+                )
+            try:
+                last = self.health()
+                wanted = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+                if all((last.get(k) or {}).get("status") == "healthy" for k in wanted):
+                    return last
+            except (OSError, http.client.HTTPException, json.JSONDecodeError) as exc:
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(1.0)
+        raise StackError(f"Airflow at {self.base_url} not healthy after {timeout:.0f} s: {last}; logs in {self.log_dir}")
+
+    def wait_scheduler_saw(self, run_id: str, task_id: str, state: str, timeout: float = 300.0) -> None:
+        """Wait until the scheduler has processed the executor event that left ``task_id`` in ``state``.
+
+        Airflow 3.3 races on a loaded machine: a gate answered, or a rescheduled sensor poked
+        again, before the scheduler has processed the executor event of the task's previous exit
+        ("parked for input", "rescheduled") is taken for a task killed externally and marked
+        UP_FOR_RETRY (on PostgreSQL the sensor case once crashed the scheduler loop). Reviewers
+        answer minutes later in real life; the demo and tests, which answer at once, wait for
+        the scheduler's log line first.
+        """
+        pattern = re.compile(
+            rf"TaskInstance Finished: dag_id=[^,]+, task_id={re.escape(task_id)}, run_id={re.escape(run_id)}, "
+            rf"[^\n]*?state={re.escape(state)}\b"
+        )
+        log_file = self.log_dir / "scheduler.log"
+        deadline = time.monotonic() + timeout
+        while not (log_file.exists() and pattern.search(log_file.read_text(errors="replace"))):
+            if time.monotonic() > deadline:
+                raise StackError(f"the scheduler never logged {task_id} of {run_id} as {state} in {log_file}")
+            time.sleep(0.5)
+
+    def down(self, grace: float = 20.0) -> list[str]:
+        """Stop exactly the process groups recorded by ``up``; returns their names."""
+        stopped = []
+        # Airflow runs each task in a session of its own ("airflow worker -- <ti>", and its Spark
+        # child): collect the process groups of every descendant before anything is killed.
+        extra_groups = _descendant_groups(set(self.pids.values())) - set(self.pids.values())
+        for name, pid in list(self.pids.items()):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+                stopped.append(name)
+            except ProcessLookupError:
+                continue
+        for pgid in extra_groups:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and (any(self.alive().values()) or _groups_alive(extra_groups)):
+            time.sleep(0.2)
+        for pgid in [*self.pids.values(), *extra_groups]:
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for pid in self.pids.values():
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reap our own children (tests run `up` in-process)
+            except ChildProcessError:
+                pass
+        self.pids = {}
+        if self.state_file.exists():
+            self.save()
+        return stopped
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, pgid) of every process visible in /proc."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        table[int(entry)] = (int(fields[1]), int(fields[2]))
+    return table
+
+
+def _descendant_groups(roots: set[int]) -> set[int]:
+    """Process groups of ``roots`` and of all their descendants (Linux /proc)."""
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _pgid) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    groups: set[int] = set()
+    todo = [pid for pid in table if table[pid][1] in roots]  # every member of the recorded groups
+    seen: set[int] = set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        groups.add(table[pid][1])
+        todo.extend(children.get(pid, []))
+    return groups
+
+
+def _groups_alive(groups: set[int]) -> bool:
+    for pgid in groups:
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except (ProcessLookupError, PermissionError):
+            continue
+    return False
+
+
+class ApiError(RuntimeError):
+    """A REST call to Airflow failed; carries the HTTP status and Airflow's explanation."""
+
+    def __init__(self, method: str, path: str, status: int, detail: str) -> None:
+        super().__init__(f"{method} {path} -> HTTP {status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+
+class AirflowClient:
+    """Just enough of Airflow's REST API v2 to drive a release as named users.
+
+    Each call names the user it acts as; tokens come from ``/auth/token`` with that user's
+    password (simple auth manager), so ``triggering_user_name`` and ``responded_by_user`` in
+    Airflow are real names: the four-eyes rule can be exercised and audited.
+    """
+
+    def __init__(self, base_url: str, passwords: dict[str, str]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._passwords = passwords
+        self._tokens: dict[str, str] = {}
+
+    @classmethod
+    def for_stack(cls, stack: Stack) -> AirflowClient:
+        return cls(stack.base_url, stack.passwords())
+
+    def token(self, user: str) -> str:
+        if user not in self._tokens:
+            body = {"username": user, "password": self._passwords[user]}
+            self._tokens[user] = self._call("POST", "/auth/token", body, token=None)["access_token"]
+        return self._tokens[user]
+
+    def _call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base_url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Accept", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        attempts = 3 if method == "GET" else 1  # reads are safe to repeat on a busy machine
+        for attempt in range(attempts):
+            try:
+                with urllib.request.urlopen(req, timeout=60) as resp:
+                    raw = resp.read()
+                break
+            except urllib.error.HTTPError as exc:
+                detail = exc.read().decode(errors="replace")
+                raise ApiError(method, path, exc.code, detail) from None
+            except (TimeoutError, ConnectionError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2.0)
+        return json.loads(raw) if raw else None
+
+    def call(self, method: str, path: str, user: str, body: Any = None) -> Any:
+        return self._call(method, path, body, token=self.token(user))
+
+    # --- DAGs and runs ---------------------------------------------------------------------
+    def wait_for_dag(self, dag_id: str, user: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed ``dag_id``; fail with its import error if any."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.call("GET", f"/api/v2/dags/{dag_id}", user)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+            if time.monotonic() > deadline:
+                errors = self.call("GET", "/api/v2/importErrors", user)
+                raise StackError(f"DAG {dag_id} not loaded after {timeout:.0f} s; import errors: {errors}")
+            time.sleep(1.0)
+
+    def unpause(self, dag_id: str, user: str) -> None:
+        self.call("PATCH", f"/api/v2/dags/{dag_id}", user, {"is_paused": False})
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any], user: str) -> dict[str, Any]:
+        body = {"logical_date": None, "dag_run_id": run_id, "conf": conf}
+        return self.call("POST", f"/api/v2/dags/{dag_id}/dagRuns", user, body)
+
+    def run(self, dag_id: str, run_id: str, user: str) -> dict[str, Any]:
+        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", user)
+
+    def task_states(self, dag_id: str, run_id: str, user: str) -> dict[str, str | None]:
+        """``task_id`` (``task_id[i]`` for mapped instances) -> state."""
+        data = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000", user)
+        states: dict[str, str | None] = {}
+        for ti in data["task_instances"]:
+            key = ti["task_id"] if ti.get("map_index", -1) == -1 else f"{ti['task_id']}[{ti['map_index']}]"
+            states[key] = ti["state"]
+        return states
+
+    def task_instance(self, dag_id: str, run_id: str, task_id: str, user: str) -> dict[str, Any]:
+        return self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}", user)
+
+    def hitl_details(self, dag_id: str, run_id: str, user: str) -> list[dict[str, Any]]:
+        data = self.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/hitlDetails", user)
+        return list(data.get("hitl_details", []))
+
+    def answer(
+        self, dag_id: str, run_id: str, task_id: str, user: str, option: str, comment: str = ""
+    ) -> dict[str, Any]:
+        """Answer a gate as ``user`` (``option``: Approve or Reject)."""
+        body = {"chosen_options": [option], "params_input": {"comment": comment} if comment else {}}
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+        return self.call("PATCH", path, user, body)
+
+    def wait_task_state(
+        self, dag_id: str, run_id: str, task_id: str, states: set[str], user: str, timeout: float = 300.0
+    ) -> str:
+        """Wait until ``task_id`` is in one of ``states``; raise if the run ends first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.task_states(dag_id, run_id, user).get(task_id)
+            if state in states:
+                return str(state)
+            run_state = self.run(dag_id, run_id, user)["state"]
+            if run_state in ("success", "failed"):
+                raise StackError(
+                    f"run {run_id} ended {run_state} while waiting for {task_id} to be in {sorted(states)} "
+                    f"(it is {state}): {self.task_states(dag_id, run_id, user)}"
+                )
+            if time.monotonic() > deadline:
+                raise StackError(f"{task_id} of {run_id} still {state} after {timeout:.0f} s")
+            time.sleep(1.0)
+
+    def wait_run(self, dag_id: str, run_id: str, user: str, timeout: float = 600.0) -> str:
+        """Wait until the run is finished; returns ``success`` or ``failed``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.run(dag_id, run_id, user)["state"]
+            if state in ("success", "failed"):
+                return str(state)
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"run {run_id} still {state} after {timeout:.0f} s: {self.task_states(dag_id, run_id, user)}"
+                )
+            time.sleep(2.0)
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, user: str, try_number: int = 1) -> str:
+        """Plain text of a task try's log (for failure messages in tests and the demo)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}?full_content=true"
+        data = self.call("GET", path, user)
+        content = data.get("content", "") if isinstance(data, dict) else data
+        if isinstance(content, list):
+            return "\n".join(str(c.get("event", c)) if isinstance(c, dict) else str(c) for c in content)
+        return str(content)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ioarchive.devtools.stack", description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where the stack keeps its state")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("IOARCHIVE_API_PORT", "8080")))
+    parser.add_argument("--s3-port", type=int, default=int(os.environ.get("IOARCHIVE_S3_PORT", "0")))
+    parser.add_argument(
+        "--metadata-db",
+        default=os.environ.get("IOARCHIVE_METADATA_DB", ""),
+        help="PostgreSQL URL for the Airflow metadata DB (default: SQLite in the state folder)",
+    )
+    parser.add_argument("--registry-poke-seconds", type=int, default=15)
+    args = parser.parse_args(argv)
+    state_dir = Path(args.state_dir)
+    if args.action == "up":
+        stack = Stack(
+            state_dir=state_dir,
+            api_port=args.port,
+            s3_port=args.s3_port,
+            metadata_db=args.metadata_db,
+            registry_poke_seconds=args.registry_poke_seconds,
+        )
+        try:
+            stack.up()
+        except StackError as exc:
+            print(f"stack up failed: {exc}", file=sys.stderr)
+            return 1
+        users = stack.passwords()
+        print(f"Airflow UI   {stack.base_url}  (users: {', '.join(f'{u} / {users[u]}' for u in USERS)})")
+        print(f"S3 endpoint  {stack.s3_endpoint}  buckets {PUBLIC_BUCKET}, {MEMBER_BUCKET}")
+        print(f"State        {stack.state_dir}  (logs in {stack.log_dir})")
+        return 0
+    try:
+        stack = Stack.load(state_dir)
+    except StackError as exc:
+        print(str(exc), file=sys.stderr)
+        return 0 if args.action == "down" else 1
+    if args.action == "down":
+        stopped = stack.down()
+        print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return 0
+    alive = stack.alive()
+    for name, ok in alive.items():
+        print(f"{name:14s} pid {stack.pids[name]:>7d}  {'running' if ok else 'exited'}")
+    try:
+        print(json.dumps(stack.health(), indent=2))
+    except OSError as exc:
+        print(f"api-server at {stack.base_url} does not answer: {exc}")
+    return 0 if alive and all(alive.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

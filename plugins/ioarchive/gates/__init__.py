@@ -1,0 +1,1 @@
+"""ioarchive.gates.signoffs."""
