@@ -17,13 +17,14 @@ import os
 from datetime import timedelta
 
 from airflow.sdk import DAG, Param, PokeReturnValue, task
+from ioarchive import settings
 from ioarchive.airflow import tasks as release_tasks
 from ioarchive.airflow.notifiers import GateWaitingNotifier, on_task_failure
 from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, ReleaseGateOperator
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD
 
-DEFAULT_REVIEWERS = [r.strip() for r in os.environ.get("IOARCHIVE_REVIEWERS", "reviewer_a,reviewer_b").split(",") if r.strip()]
-REGISTRY_POKE_SECONDS = int(os.environ.get("IOARCHIVE_REGISTRY_POKE_SECONDS", "300"))
+DEFAULT_REVIEWERS = settings.default_reviewers()
+REGISTRY_POKE_SECONDS = settings.get_int("IOARCHIVE_REGISTRY_POKE_SECONDS", env=os.environ)
 
 
 comment_param = {
@@ -79,7 +80,7 @@ with DAG(
     @task
     def validate_request(params=None) -> dict:
         """Check the form and the campaign folder; returns what the attribution reviewer sees."""
-        return release_tasks.no_retry_on_bad_input(release_tasks.validate_request, params)
+        return release_tasks.validate_request(params)
 
     attribution_signoff = ReleaseGateOperator(
         task_id="attribution_signoff",
@@ -100,7 +101,7 @@ with DAG(
 
     @task
     def extract(params=None) -> dict:
-        return release_tasks.no_retry_on_bad_input(release_tasks.extract, params)
+        return release_tasks.extract(params)
 
     @task
     def pseudonymize(params=None) -> None:
@@ -108,7 +109,7 @@ with DAG(
 
     @task
     def quality_gate(params=None) -> dict:
-        return release_tasks.no_retry_on_bad_input(release_tasks.quality_gate, params)
+        return release_tasks.quality_gate(params)
 
     @task
     def plan_media(params=None) -> list[dict]:
@@ -143,7 +144,7 @@ with DAG(
 
     @task
     def publish(variant: str, params=None) -> dict:
-        return release_tasks.no_retry_on_bad_input(release_tasks.publish, params, variant)
+        return release_tasks.publish(params, variant)
 
     @task
     def update_catalog(params=None) -> list[str]:

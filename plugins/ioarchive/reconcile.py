@@ -15,16 +15,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ioarchive.errors import ReconciliationError
 from ioarchive.files import atomic_write_json, file_lock
 from ioarchive.staging import StagingLayout
 
 TABLES: tuple[str, ...] = ("accounts", "posts", "media")
 MAX_RECORD_CHARS = 10_000
 """Raw record text kept in a quarantine record (contract: at most 10 kB)."""
-
-
-class ReconciliationError(RuntimeError):
-    """The reconciliation file is missing, malformed or would stop balancing."""
 
 
 def empty(release_id: str) -> dict[str, Any]:

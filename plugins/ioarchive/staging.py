@@ -42,6 +42,11 @@ class StagingLayout:
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
 
+    @classmethod
+    def for_version(cls, staging_root: str | Path, release_id: str, version: int) -> StagingLayout:
+        """The staging folder of one release version: ``<staging root>/<release_id>/v<N>``."""
+        return cls(Path(staging_root) / release_id / f"v{int(version)}", release_id)
+
     # --- whole-release files -------------------------------------------------------------
     @property
     def reconciliation(self) -> Path:
@@ -69,9 +74,43 @@ class StagingLayout:
         _check_variant(variant)
         return self.root / "work" / variant / table
 
+    def work_dir(self, variant: str) -> Path:
+        """Everything internal to one variant (work tables, scratch, media bookkeeping)."""
+        _check_variant(variant)
+        return self.root / "work" / variant
+
+    def work_scratch(self, variant: str, name: str) -> Path:
+        """A scratch folder of a writer (``tables.building``, ``parsed.building``), removed when done."""
+        return self.work_dir(variant) / name
+
     def work_files(self, variant: str) -> Path:
         """JSON written by the table writers: each release file's rows, and table counts."""
-        return self.root / "work" / variant / "files.json"
+        return self.work_dir(variant) / "files.json"
+
+    def media_plan_members(self, variant: str) -> Path:
+        """The planner's member lists, one JSON Lines file per archive."""
+        return self.work_dir(variant) / "media_plan"
+
+    def media_results(self, variant: str) -> Path:
+        """The packers' per-archive results."""
+        return self.work_dir(variant) / "media_archives"
+
+    def media_files_json(self, variant: str) -> Path:
+        """The packer's summary of released media files, for the renderer."""
+        return self.work_dir(variant) / "media_files.json"
+
+    def media_archives_json(self, variant: str) -> Path:
+        """The packer's summary of archives, for the renderer."""
+        return self.work_dir(variant) / "media_archives.json"
+
+    @property
+    def media_plan_lock(self) -> Path:
+        return self.root / "work" / ".media_plan.lock"
+
+    @property
+    def validation_scratch(self) -> Path:
+        """Where the quality gate unpacks CSV zips while it validates them."""
+        return self.root / "validation" / "_csv_scratch"
 
     @property
     def media_plan(self) -> Path:
@@ -80,6 +119,15 @@ class StagingLayout:
     def validation_dir(self, variant: str) -> Path:
         _check_variant(variant)
         return self.root / "validation" / variant
+
+    def validation_summary(self, variant: str) -> Path:
+        """The quality gate's verdict for a variant (``summary.json``)."""
+        return self.validation_dir(variant) / "summary.json"
+
+    @property
+    def catalog_dir(self) -> Path:
+        """Where the public catalog is rendered before upload."""
+        return self.root / "catalog"
 
     # --- the publishable release folder --------------------------------------------------
     def release_dir(self, variant: str) -> Path:

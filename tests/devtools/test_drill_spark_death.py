@@ -20,8 +20,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from ioarchive.spark.cluster import cluster_command
+from ioarchive.spark.config import BackendConfig
+from ioarchive.spark.job_settings import job_args
+from ioarchive.spark.local import run_logged
 from ioarchive.spark.session import submit_env
-from ioarchive.spark.steps import BackendConfig, cluster_command, job_args, run_logged, run_spark_step
+from ioarchive.spark.steps import run_spark_step
 from ioarchive.staging import StagingLayout
 
 RELEASE = "drill_202102"

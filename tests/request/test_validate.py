@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from ioarchive.airflow import tasks as release_tasks
 from ioarchive.request.campaign import InvalidRelease
 
@@ -53,8 +54,9 @@ def test_valid_request_stages_per_version_and_shows_campaign_and_counts(small_ca
     ],
 )
 def test_invalid_form_values_are_refused(small_campaign, override, message):
-    with pytest.raises(InvalidRelease, match=message):
+    with pytest.raises(AirflowFailException, match=message) as failed:  # fails on try 1, no retry
         release_tasks.validate_request(_params(small_campaign, **override))
+    assert isinstance(failed.value.__cause__, InvalidRelease)
 
 
 def test_campaign_without_posts_is_refused(small_campaign, tmp_path):
@@ -62,7 +64,7 @@ def test_campaign_without_posts_is_refused(small_campaign, tmp_path):
     broken.mkdir()
     (broken / "campaign.json").write_bytes((small_campaign / "campaign.json").read_bytes())
     (broken / "accounts.jsonl").write_text('{"id_str": "1"}\n')
-    with pytest.raises(InvalidRelease, match=r"lacks post records"):
+    with pytest.raises(AirflowFailException, match=r"InvalidRelease: .*lacks post records"):
         release_tasks.validate_request(_params(broken))
-    with pytest.raises(InvalidRelease, match="is not a folder"):
+    with pytest.raises(AirflowFailException, match="InvalidRelease: .*is not a folder"):
         release_tasks.validate_request(_params(tmp_path / "nowhere"))

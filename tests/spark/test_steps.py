@@ -18,20 +18,15 @@ import time
 from pathlib import Path
 
 import pytest
+from ioarchive.errors import ConfigurationError, SparkJobFailed
+from ioarchive.pseudonymize.pseudonym import load_key_secret
+from ioarchive.spark.cluster import cluster_command
+from ioarchive.spark.config import BackendConfig, backend_config
+from ioarchive.spark.emr_serverless import emr_request, remote_path
+from ioarchive.spark.job_settings import StepSettings, job_args
+from ioarchive.spark.local import local_command
 from ioarchive.spark.session import jobs_dir
-from ioarchive.spark.steps import (
-    BackendConfig,
-    SparkBackendConfigError,
-    SparkJobFailed,
-    backend_config,
-    cluster_command,
-    emr_request,
-    job_args,
-    load_key_secret,
-    local_command,
-    remote_path,
-    run_spark_step,
-)
+from ioarchive.spark.steps import run_spark_step
 from support.s3 import CREDENTIALS, MotoServer
 
 KEY = b"k3y-" + b"s" * 40
@@ -84,7 +79,7 @@ def test_backend_is_chosen_by_configuration():
     ({**emr_settings(), "IOARCHIVE_SPARK_CONF": "[1]"}, "IOARCHIVE_SPARK_CONF must be a JSON object"),
 ])
 def test_incomplete_configuration_names_the_setting(values, message):
-    with pytest.raises(SparkBackendConfigError, match=message):
+    with pytest.raises(ConfigurationError, match=message):
         backend_config(lookup(values))
 
 
@@ -97,8 +92,8 @@ def test_settings_come_from_the_environment(monkeypatch):
 def test_local_backend_runs_the_step_in_a_child_python():
     payload = {**PAYLOAD, "key_file": "/tmp/ioarchive-key-x/pseudonym.key"}
     cmd = local_command("pseudonymize", payload)
-    assert cmd[:5] == [sys.executable, "-m", "ioarchive.spark.steps", "spark-step", "pseudonymize"]
-    assert json.loads(cmd[5]) == payload
+    assert cmd[:5] == [sys.executable, "-m", "ioarchive.spark.local", "spark-step", "pseudonymize"]
+    assert StepSettings.of(json.loads(cmd[5])) == StepSettings.of(payload)
     assert KEY.decode() not in " ".join(cmd)
 
 
@@ -167,7 +162,7 @@ def test_a_failed_step_names_backend_release_and_log_tail(tmp_path, monkeypatch)
 
 def test_step_process_dies_with_the_task_process(tmp_path):
     """A SIGKILLed task leaves no Spark child writing on: PR_SET_PDEATHSIG."""
-    script = ("import os, sys\nfrom ioarchive.spark.steps import run_logged\n"
+    script = ("import os, sys\nfrom ioarchive.spark.local import run_logged\n"
               "run_logged(['sleep', '300'], dict(os.environ), 'orphan-check')\n")
     task = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
     try:
@@ -200,7 +195,7 @@ def test_emr_paths_are_mapped_or_refused():
     assert remote_path("/data/staging/x_202102/v1", mapping) == "s3://b/staging/x_202102/v1"
     assert remote_path("/data/campaigns/x", mapping) == "s3://other/data/campaigns/x"
     assert remote_path("s3://raw/campaigns/x", mapping) == "s3://raw/campaigns/x"
-    with pytest.raises(SparkBackendConfigError, match="EMR Serverless cannot read: add its folder to IOARCHIVE_EMR_PATH_MAP"):
+    with pytest.raises(ConfigurationError, match="EMR Serverless cannot read: add its folder to IOARCHIVE_EMR_PATH_MAP"):
         remote_path("/home/me/campaign", mapping)
 
 
@@ -306,11 +301,13 @@ def test_every_step_has_a_job_script_that_accepts_its_arguments(step):
     import runpy
 
     payload = {**PAYLOAD, "campaign_dir": "/data/campaigns/c", "key_id": "k1"}
-    key_args = ["--key-file", "/run/key"] if step == "pseudonymize" else []
+    if step == "pseudonymize":
+        payload["key_file"] = "/run/key"
     script = jobs_dir() / f"{step}.py"
-    args = runpy.run_path(str(script), run_name="ioarchive_job_test")["parse_args"](job_args(step, payload, key_args))
-    assert args.staging == PAYLOAD["staging_dir"] and args.release_id == RELEASE
+    assert "main" in runpy.run_path(str(script), run_name="ioarchive_job_test")
+    args = StepSettings.from_argv(step, job_args(step, payload))
+    assert args.staging_dir == PAYLOAD["staging_dir"] and args.release_id == RELEASE
     if step != "extract":
         assert args.threshold == 5000
     if step != "pseudonymize":
-        assert args.campaign == "/data/campaigns/c"
+        assert args.campaign_dir == "/data/campaigns/c"

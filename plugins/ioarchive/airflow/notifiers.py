@@ -11,12 +11,13 @@ Every message says what happened, to which release, where to look and what to do
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.bases.notifier import BaseNotifier
+
+from ioarchive import settings
 
 log = logging.getLogger("ioarchive.airflow.notifiers")
 
@@ -56,7 +57,7 @@ class Message:
 
 def sns_topic() -> str | None:
     """The SNS topic ARN when configured (production), else None (log only)."""
-    return os.environ.get(SNS_TOPIC_ENV) or None
+    return settings.get(SNS_TOPIC_ENV)
 
 
 def send(message: Message, context: Any = None) -> str:
@@ -72,7 +73,7 @@ def send(message: Message, context: Any = None) -> str:
         from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 
         notifier = SnsNotifier(
-            aws_conn_id=os.environ.get(SNS_CONN_ENV, "aws_default"),
+            aws_conn_id=settings.get(SNS_CONN_ENV) or "aws_default",
             target_arn=topic,
             subject=message.subject[:100],
             message=message.body,

@@ -37,16 +37,16 @@ def run(args: argparse.Namespace) -> int:
         log.error("--threshold must be >= 0, got %d", args.threshold)
         return 2
 
-    from ioarchive.quality.runner import validate_release
+    from ioarchive.quality.stage import quality_stage
+    from ioarchive.spark.job_settings import StepSettings
     from ioarchive.spark.session import get_spark
 
     spark = get_spark("ioarchive-validate")
-    report = validate_release(
+    settings = StepSettings(staging_dir=args.staging, release_id=args.release_id, campaign_dir=args.campaign,
+                            threshold=args.threshold)
+    report = quality_stage(
         spark,
-        args.staging,
-        args.release_id,
-        args.threshold,
-        campaign_dir=args.campaign,
+        settings,
         expectations_dir=args.expectations,
         require_media_index=not args.no_media_index,
         suites=args.suite,

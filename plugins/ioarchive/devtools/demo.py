@@ -14,12 +14,12 @@ The stack stays up afterwards so the run can be explored in the UI; ``make down`
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from ioarchive import settings
 from ioarchive.devtools.stack import (
     DEFAULT_STATE_DIR,
     MEMBER_BUCKET,
@@ -71,7 +71,7 @@ def next_version(stack: Stack, release_id: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ioarchive.devtools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("IOARCHIVE_API_PORT", "8080")))
+    parser.add_argument("--port", type=int, default=settings.get_int("IOARCHIVE_API_PORT"))
     parser.add_argument("--out", default=str(REPO / "demo-output"), help="where the generated campaign goes")
     parser.add_argument("--accounts", type=int, default=60)
     parser.add_argument("--posts", type=int, default=1500)

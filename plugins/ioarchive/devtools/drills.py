@@ -20,6 +20,8 @@ import os
 import time
 from pathlib import Path
 
+from ioarchive import settings
+
 log = logging.getLogger(__name__)
 
 DRILL_DIR_ENV = "IOARCHIVE_DRILL_DIR"
@@ -37,7 +39,7 @@ POINTS = (EXTRACT, PSEUDONYMIZE, PACK_MEDIA, RENDER, PUBLISH, CATALOG)
 
 def hold(point: str) -> None:
     """Park here if a drill asked for it (see the module docstring); otherwise return at once."""
-    root = os.environ.get(DRILL_DIR_ENV)
+    root = settings.get(DRILL_DIR_ENV)
     if not root:
         return
     folder = Path(root)
@@ -48,7 +50,7 @@ def hold(point: str) -> None:
         return
     reached.write_text(json.dumps({"point": point, "pid": os.getpid(), "ppid": os.getppid()}))
     log.warning("fault drill: holding at %s in pid %d until killed", point, os.getpid())
-    deadline = time.monotonic() + float(os.environ.get(HOLD_SECONDS_ENV, "600"))
+    deadline = time.monotonic() + settings.get_float(HOLD_SECONDS_ENV)
     while time.monotonic() < deadline and not (folder / f"{point}.release").exists():
         time.sleep(0.1)
     log.warning("fault drill: released at %s without a kill", point)

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ioarchive import settings
+
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_STATE_DIR = REPO / "var" / "stack"
 COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
@@ -675,11 +677,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ioarchive.devtools.stack", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=("up", "down", "status"))
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR), help="where the stack keeps its state")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("IOARCHIVE_API_PORT", "8080")))
-    parser.add_argument("--s3-port", type=int, default=int(os.environ.get("IOARCHIVE_S3_PORT", "0")))
+    parser.add_argument("--port", type=int, default=settings.get_int("IOARCHIVE_API_PORT"))
+    parser.add_argument("--s3-port", type=int, default=settings.get_int("IOARCHIVE_S3_PORT"))
     parser.add_argument(
         "--metadata-db",
-        default=os.environ.get("IOARCHIVE_METADATA_DB", ""),
+        default=settings.get("IOARCHIVE_METADATA_DB") or "",
         help="PostgreSQL URL for the Airflow metadata DB (default: SQLite in the state folder)",
     )
     parser.add_argument("--registry-poke-seconds", type=int, default=15)

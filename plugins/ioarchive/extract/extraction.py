@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ioarchive import reconcile
-from ioarchive.request.campaign import Campaign, InvalidRelease, check_release_id
+from ioarchive.request.campaign import Campaign, check_release_id, find_raw_file
 from ioarchive.schema import ACCOUNT_COLUMNS, MEDIA_KINDS, POST_COLUMNS
 from ioarchive.staging import StagingLayout
 
@@ -95,18 +95,6 @@ def _raw_schemas() -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # reading raw files with line positions
 # --------------------------------------------------------------------------------------------
-def find_raw_file(campaign_dir: Path, table: str, required: bool = True) -> Path | None:
-    """``<table>.jsonl`` or ``<table>.jsonl.gz``; both present is ambiguous and refused."""
-    plain, gz = campaign_dir / f"{table}.jsonl", campaign_dir / f"{table}.jsonl.gz"
-    if plain.exists() and gz.exists():
-        raise InvalidRelease(f"{campaign_dir} has both {plain.name} and {gz.name}; keep one")
-    if plain.exists():
-        return plain
-    if gz.exists():
-        return gz
-    if required:
-        raise InvalidRelease(f"{campaign_dir} has no {table}.jsonl[.gz]: is this a campaign export?")
-    return None
 
 
 def _text_lines(spark: SparkSession, path: Path) -> DataFrame:
@@ -443,7 +431,7 @@ def extract_campaign(
 
     for path in (layout.quarantine_records, layout.quarantine_media):
         path.unlink(missing_ok=True)
-    shutil.rmtree(layout.root / "work" / VARIANT, ignore_errors=True)
+    shutil.rmtree(layout.work_dir(VARIANT), ignore_errors=True)
     layout.root.mkdir(parents=True, exist_ok=True)
 
     campaign_ids = spark.createDataFrame([(i,) for i in sorted(set(campaign.account_ids))], "cid string")
@@ -487,7 +475,7 @@ Book = Callable[[str, "DataFrame", "Path | None"], None]
 
 def _scratch(layout: StagingLayout, table: str) -> Path:
     """Scratch folder of one parsed raw table (removed when extraction ends)."""
-    return layout.root / "work" / VARIANT / "parsed.building" / table
+    return layout.work_scratch(VARIANT, "parsed.building") / table
 
 
 def _extract_accounts(spark: SparkSession, layout: StagingLayout, path: Path | None, schema: Any,
@@ -638,5 +626,5 @@ def _write_identities(layout: StagingLayout, campaign_ids: DataFrame, accounts: 
 
 __all__ = [
     "ACCOUNT_COLUMNS", "POST_COLUMNS", "MEDIA_WORK_COLUMNS", "IDENTITY_COLUMNS", "extract_campaign",
-    "classify_media_paths", "client_name", "parse_v11_time", "find_raw_file",
+    "classify_media_paths", "client_name", "parse_v11_time",
 ]

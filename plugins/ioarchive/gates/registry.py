@@ -23,14 +23,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ioarchive.errors import RegistryError
+
 REGISTRY_CONN_ID = "ioarchive_registry"
 TABLE = "ioarchive_investigations"
 VERSION_TABLE = "ioarchive_schema_version"
 STATUSES: tuple[str, ...] = ("open", "concluded")
-
-
-class RegistryError(RuntimeError):
-    """The registry cannot be reached or is not migrated; the message says what to do."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 
+from ioarchive.errors import FourEyesViolation, GateFailed, GateRejected
 from ioarchive.files import atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -36,18 +37,6 @@ REJECT = ApprovalOperator.REJECT
 
 GATE_ATTRIBUTION = "attribution"
 GATE_PUBLICATION = "publication"
-
-
-class GateFailed(Exception):
-    """A gate decision that must stop the release (the message names the user and the reason)."""
-
-
-class GateRejected(GateFailed):
-    """A reviewer chose Reject."""
-
-
-class FourEyesViolation(GateFailed):
-    """The user who triggered the run answered its gate."""
 
 
 @dataclass(frozen=True)

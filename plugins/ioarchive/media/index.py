@@ -36,11 +36,11 @@ def media_index_parquet(layout: StagingLayout, variant: str) -> Path:
 
 
 def media_files_json(layout: StagingLayout, variant: str) -> Path:
-    return layout.root / "work" / variant / "media_files.json"
+    return layout.media_files_json(variant)
 
 
 def media_archives_json(layout: StagingLayout, variant: str) -> Path:
-    return layout.root / "work" / variant / "media_archives.json"
+    return layout.media_archives_json(variant)
 
 
 def index_rows(staging_dir: str | Path, release_id: str, variant: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import gzip
 import hashlib
 import json
 import logging
@@ -38,10 +37,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ioarchive.errors import MediaDiskFullError
 from ioarchive.files import atomic_write_bytes, fsync_dir, sha256_file
 from ioarchive.humanize import human_size
 from ioarchive.media.plan import PLAN_FORMAT, MediaPlanError, variant_plan
 from ioarchive.media.stream import MediaRejected, open_media_source, stream_archive
+from ioarchive.request.campaign import find_raw_file, open_raw_text
 from ioarchive.staging import StagingLayout
 
 __all__ = [
@@ -86,7 +87,7 @@ class ArchiveResult:
 
 
 def results_dir(layout: StagingLayout, variant: str) -> Path:
-    return layout.root / "work" / variant / "media_archives"
+    return layout.media_results(variant)
 
 
 def result_path(layout: StagingLayout, variant: str, archive_name: str) -> Path:
@@ -163,17 +164,6 @@ def _reuse(layout: StagingLayout, variant: str, entry: dict[str, Any], digest: s
 # --- disk space ------------------------------------------------------------------------------
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 """Write errors that mean "no room": full disk, quota, file size limit."""
-
-
-class MediaDiskFullError(RuntimeError):
-    """No room to write an archive; the message names the release, the archive and the space needed."""
-
-    def __init__(self, message: str, *, archive: str = "", needed: int = 0, free: int = 0) -> None:
-        # defaults: a process pool re-creates the exception from its message, then restores the fields
-        super().__init__(message)
-        self.archive = archive
-        self.needed = needed
-        self.free = free
 
 
 def free_bytes(folder: Path) -> int:
@@ -365,26 +355,23 @@ def quarantined_media_keys(layout: StagingLayout) -> set[str]:
 def _media_input_lines(campaign_dir: str | Path, media_keys: set[str]) -> dict[str, tuple[int, str]]:
     """Line number and raw text of the given media keys in the campaign's media.jsonl(.gz)."""
     found: dict[str, tuple[int, str]] = {}
-    for name in ("media.jsonl", "media.jsonl.gz"):
-        path = Path(campaign_dir) / name
-        if not path.exists():
-            continue
-        opener = gzip.open if name.endswith(".gz") else open
-        line_no = 0
-        with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue  # reconciliation counts non-blank lines
-                line_no += 1
-                if not any(k in line for k in media_keys):
-                    continue
-                try:
-                    key = str(json.loads(line).get("media_key"))
-                except (json.JSONDecodeError, AttributeError):
-                    continue
-                if key in media_keys and key not in found:
-                    found[key] = (line_no, line.rstrip("\n"))
-        break
+    path = find_raw_file(Path(campaign_dir), "media", required=False)
+    if path is None:
+        return found
+    line_no = 0
+    with open_raw_text(path, errors="replace") as fh:
+        for line in fh:
+            if not line.strip():
+                continue  # reconciliation counts non-blank lines
+            line_no += 1
+            if not any(k in line for k in media_keys):
+                continue
+            try:
+                key = str(json.loads(line).get("media_key"))
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if key in media_keys and key not in found:
+                found[key] = (line_no, line.rstrip("\n"))
     return found
 
 

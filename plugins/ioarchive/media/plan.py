@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ioarchive.errors import MediaPlanError
 from ioarchive.files import atomic_write_bytes, file_lock
 from ioarchive.media.zip_writer import ZIP64_LIMIT, ZipSizer
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES
@@ -48,10 +49,6 @@ _EXT_RE = re.compile(r"^[a-z0-9]{1,8}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-class MediaPlanError(RuntimeError):
-    """The plan cannot be made or read; the message says which release/variant and what to do."""
-
-
 @dataclass(frozen=True)
 class PlannedArchive:
     """One archive of the plan: the unit of work of a packing task."""
@@ -70,7 +67,7 @@ class PlannedArchive:
 
 
 def plan_members_dir(layout: StagingLayout, variant: str) -> Path:
-    return layout.root / "work" / variant / "media_plan"
+    return layout.media_plan_members(variant)
 
 
 def safe_source_path(source_path: str) -> bool:
@@ -265,7 +262,7 @@ def plan_media(
         "archives": [a.to_dict() for a in archives],
         "rejected": rejected,
     }
-    with file_lock(layout.root / "work" / ".media_plan.lock"):
+    with file_lock(layout.media_plan_lock):
         try:
             plan = load_plan(layout)
         except (MediaPlanError, json.JSONDecodeError):

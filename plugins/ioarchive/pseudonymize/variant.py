@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ioarchive.errors import InvalidRelease, KeyUnavailable, MissingStageOutput
 from ioarchive.request.campaign import check_release_id
 from ioarchive.schema import ACCOUNT_COLUMNS, DEFAULT_THRESHOLD, POST_COLUMNS
 from ioarchive.staging import StagingLayout
@@ -217,16 +218,16 @@ def pseudonymize_release(
     """
     check_release_id(release_id)
     if not key:
-        raise ValueError("pseudonymization key is empty")
+        raise KeyUnavailable("pseudonymization key is empty")
     if threshold < 0:
-        raise ValueError(f"threshold must be >= 0, got {threshold}")
+        raise InvalidRelease(f"threshold must be >= 0, got {threshold}")
     layout = StagingLayout(Path(staging_dir), release_id)
     source = {t: layout.work_table("unhashed", t) for t in ("accounts", "posts", "media", "identities")}
     for _table, path in source.items():
         if not path.exists():
-            raise FileNotFoundError(
+            raise MissingStageOutput(
                 f"release {release_id}: {path} does not exist; run `ioarchive extract` (extraction) first")
-    hashed_root = layout.root / "work" / "hashed"
+    hashed_root = layout.work_dir("hashed")
     for table in ("accounts", "posts", "media"):
         shutil.rmtree(layout.work_table("hashed", table), ignore_errors=True)
 

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
+
+from ioarchive import settings
+from ioarchive.errors import StoreError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -29,10 +31,6 @@ SHA256_METADATA_KEY = "sha256"
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024**2
 DEFAULT_MULTIPART_CHUNKSIZE = 64 * 1024**2
 READ_CHUNK = 4 * 1024**2
-
-
-class StoreError(RuntimeError):
-    """An object store call failed; the message names the bucket and key."""
 
 
 RETRY_ENV = {
@@ -69,16 +67,9 @@ class RetryPolicy:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RetryPolicy:
         """The policy from ``IOARCHIVE_S3_RETRY_*`` (defaults for unset ones)."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for name, var in RETRY_ENV.items():
-            raw = env.get(var)
-            if raw:
-                try:
-                    values[name] = int(raw) if name == "attempts" else float(raw)
-                except ValueError:
-                    raise ValueError(f"{var}={raw!r} is not a number") from None
-        return cls(**values)
+        return cls(attempts=settings.get_int(RETRY_ENV["attempts"], env),
+                   base_seconds=settings.get_float(RETRY_ENV["base_seconds"], env),
+                   max_seconds=settings.get_float(RETRY_ENV["max_seconds"], env))
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt ``attempt`` (1-based)."""

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ioarchive.devtools import drills
+from ioarchive.errors import PublishConflict, PublishFailed, PublishRefused
 from ioarchive.publish.store import (
     Encryption,
     ObjectInfo,
@@ -67,18 +68,6 @@ CATALOG_FILES: tuple[tuple[str, str], ...] = (
     ("index.html", "text/html; charset=utf-8"),
 )
 _MANIFEST_KEY = re.compile(r"^releases/([^/]+)/v(\d+)/manifest\.json$")
-
-
-class PublishRefused(RuntimeError):
-    """Publication was refused before anything was uploaded; the message says why and what to do."""
-
-
-class PublishConflict(PublishRefused):
-    """The version already exists with different content: a change is a new version."""
-
-
-class PublishFailed(RuntimeError):
-    """An upload or its verification failed; no manifest was written, a rerun resumes."""
 
 
 @dataclass

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
 from collections.abc import Iterable
@@ -35,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import ioarchive
+from ioarchive import settings
+from ioarchive.errors import ManifestError
 from ioarchive.files import atomic_write_bytes, sha256_file
 from ioarchive.request.campaign import Campaign, check_release_id
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD, SCHEMA_VERSION, VARIANTS
@@ -54,10 +55,6 @@ SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._
 """Published file names: no spaces, no leading dot, no ``..``; safe in SHA256SUMS, URLs, Markdown."""
 
 PSEUDONYMIZATION_METHOD = "base64url(HMAC-SHA256(key, userid)), no padding, 43 characters"
-
-
-class ManifestError(RuntimeError):
-    """The staging folder cannot be described by a manifest; the message says what to rerun."""
 
 
 # --- reading the staging folder ------------------------------------------------------------
@@ -181,7 +178,7 @@ def _rows_by_name(release_dir: Path, *docs: tuple[Path, dict[str, Any]]) -> tupl
 
 def git_commit() -> str | None:
     """Commit of the code that rendered the release: IOARCHIVE_GIT_COMMIT, else ``git rev-parse``."""
-    env = os.environ.get("IOARCHIVE_GIT_COMMIT")
+    env = settings.get("IOARCHIVE_GIT_COMMIT")
     if env:
         return env
     try:

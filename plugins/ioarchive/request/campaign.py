@@ -5,20 +5,19 @@ Kept free of heavy imports: the DAG imports it at parse time to validate the tri
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ioarchive.errors import InvalidRelease
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD
 
 RELEASE_ID_RE = re.compile(r"^[a-z0-9_]+_(\d{4})(0[1-9]|1[0-2])$")
 """``<campaign_slug>_<YYYYMM>``, lowercase ascii ``[a-z0-9_]``, e.g. ``iran_202102``."""
-
-
-class InvalidRelease(ValueError):
-    """The request or the campaign folder cannot become a release; the message says why."""
 
 
 def check_release_id(release_id: str) -> str:
@@ -91,3 +90,43 @@ class ReleaseParams:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_form(cls, params: Mapping[str, Any]) -> ReleaseParams:
+        """The run's trigger-form values (a plain dict), validated; the defaults are the form's."""
+        try:
+            return cls(
+                release_id=str(params["release_id"]),
+                campaign_dir=str(params["campaign_dir"]),
+                version=int(params.get("version", 1)),
+                threshold=int(params.get("threshold", DEFAULT_THRESHOLD)),
+                archive_target_bytes=int(params.get("archive_target_bytes", DEFAULT_ARCHIVE_TARGET_BYTES)),
+            )
+        except KeyError as exc:
+            raise InvalidRelease(f"the trigger form lacks {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InvalidRelease):
+                raise
+            raise InvalidRelease(f"the trigger form has a malformed value: {exc}") from None
+
+def find_raw_file(campaign_dir: Path, table: str, required: bool = True) -> Path | None:
+    """``<table>.jsonl`` or ``<table>.jsonl.gz`` of a campaign (RELEASE_SPEC 2): the one raw-file lookup.
+
+    Both present is ambiguous and refused; a missing optional table (``required=False``) is None.
+    """
+    plain, gz = campaign_dir / f"{table}.jsonl", campaign_dir / f"{table}.jsonl.gz"
+    if plain.exists() and gz.exists():
+        raise InvalidRelease(f"{campaign_dir} has both {plain.name} and {gz.name}; keep one")
+    if plain.exists():
+        return plain
+    if gz.exists():
+        return gz
+    if required:
+        raise InvalidRelease(f"{campaign_dir} has no {table}.jsonl[.gz]: is this a campaign export?")
+    return None
+
+
+def open_raw_text(path: Path, errors: str = "strict") -> IO[str]:
+    """Open a raw campaign file (plain or gzipped JSON Lines) as UTF-8 text."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    return opener(path, "rt", encoding="utf-8", errors=errors)  # type: ignore[return-value]

@@ -15,6 +15,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ioarchive import settings
+from ioarchive.errors import ConfigurationError, SparkJobFailed
+from ioarchive.spark.job_settings import STEPS
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -25,14 +29,20 @@ jobs are batch work, so the throughput collector: measured on the 1 M-post quali
 executors' run time fell from 90.3 s to 79.4 s (12 %) against Java 17's default G1."""
 
 
+def local_or_cluster_master() -> str:
+    """The master of a session started directly (environment only: a Spark process has no Airflow context)."""
+    return (settings.get("IOARCHIVE_SPARK_MASTER", env=os.environ)
+            or settings.get("IOARCHIVE_LOCAL_MASTER", env=os.environ) or "local[*]")
+
+
 def launch_conf() -> dict[str, str]:
     """Settings a Spark driver must have when its JVM starts (a session or ``spark-submit``)."""
-    java_options = os.environ.get("IOARCHIVE_SPARK_JAVA_OPTIONS", JVM_OPTIONS)
+    java_options = settings.get("IOARCHIVE_SPARK_JAVA_OPTIONS") or JVM_OPTIONS
     return {
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.memory": os.environ.get("IOARCHIVE_DRIVER_MEMORY", "4g"),
+        "spark.driver.memory": settings.get("IOARCHIVE_DRIVER_MEMORY"),
         "spark.driver.extraJavaOptions": java_options,
         "spark.executor.extraJavaOptions": java_options,
     }
@@ -47,26 +57,22 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
     if not under_submit and "spark.master" not in (extra_conf or {}):
         # Under spark-submit ``--master`` is authoritative (the backend chose it); only a
         # session started directly picks the configured or the local master.
-        master = os.environ.get("IOARCHIVE_SPARK_MASTER") or os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]")
+        master = local_or_cluster_master()
         builder = builder.master(master)
     conf = {
         **launch_conf(),
-        "spark.sql.shuffle.partitions": os.environ.get("IOARCHIVE_SHUFFLE_PARTITIONS", "8"),
+        "spark.sql.shuffle.partitions": settings.get("IOARCHIVE_SHUFFLE_PARTITIONS"),
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("IOARCHIVE_SPARK_LOG_LEVEL", "WARN"))
+    spark.sparkContext.setLogLevel(settings.get("IOARCHIVE_SPARK_LOG_LEVEL") or "WARN")
     return spark
 
 
 # --- running a job script in its own JVM (spark-submit) --------------------------------------
-
-class SparkJobFailed(RuntimeError):
-    """A ``spark-submit`` job exited non-zero; the message names the job and the log tail."""
-
 
 def jobs_dir() -> Path:
     """Folder of the job scripts: ``IOARCHIVE_JOBS_DIR`` or ``<repo>/jobs``."""
@@ -76,7 +82,7 @@ def jobs_dir() -> Path:
 
 def spark_submit_binary() -> str:
     """``IOARCHIVE_SPARK_SUBMIT``, else the venv's ``spark-submit``, else the one on PATH."""
-    env = os.environ.get("IOARCHIVE_SPARK_SUBMIT")
+    env = settings.get("IOARCHIVE_SPARK_SUBMIT")
     if env:
         return env
     beside = Path(sys.executable).parent / "spark-submit"
@@ -100,7 +106,7 @@ def spark_submit_command(
     script = jobs_dir() / f"{job}.py"
     if not script.exists():
         raise SparkJobFailed(f"no job script {script}: expected one of {sorted(p.stem for p in jobs_dir().glob('*.py'))}")
-    master = master or os.environ.get("IOARCHIVE_SPARK_MASTER") or os.environ.get("IOARCHIVE_LOCAL_MASTER", "local[*]")
+    master = master or local_or_cluster_master()
     cmd = [spark_submit_binary(), "--master", master, "--name", f"ioarchive-{job}"]
     for key, value in {**launch_conf(), **(conf or {})}.items():
         cmd += ["--conf", f"{key}={value}"]
@@ -142,3 +148,12 @@ def run_job(
 
 submit_job = run_job
 """Name used in docs/architecture.md."""
+
+
+def job_script(step: str) -> Path | None:
+    """``jobs/<step>.py`` if the repository has it (the same file on every backend)."""
+    if step not in STEPS:
+        raise ConfigurationError(f"unknown Spark step {step!r}; expected one of {', '.join(STEPS)}")
+    path = jobs_dir() / f"{step}.py"
+    return path if path.exists() else None
+

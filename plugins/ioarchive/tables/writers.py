@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ioarchive.errors import MissingStageOutput
 from ioarchive.files import atomic_write_json
 from ioarchive.request.campaign import check_release_id
 from ioarchive.schema import ACCOUNT_COLUMNS, CSV_PART_MAX_BYTES, POST_COLUMNS
@@ -329,13 +330,13 @@ def write_release_tables(
     for _table, path in paths.items():
         if not path.exists():
             step = "ioarchive extract" if variant == "unhashed" else "ioarchive extract (pseudonymization)"
-            raise FileNotFoundError(f"release {release_id}: work table {path} is missing; run `{step}` first")
+            raise MissingStageOutput(f"release {release_id}: work table {path} is missing; run `{step}` first")
     accounts = spark.read.parquet(str(paths["accounts"])).select(*ACCOUNT_COLUMNS)
     posts = spark.read.parquet(str(paths["posts"])).select(*POST_COLUMNS)
     _clear_table_outputs(layout, variant)
     release = layout.release_dir(variant)
     parquet = layout.parquet_dir(variant)
-    scratch = layout.root / "work" / variant / "tables.building"
+    scratch = layout.work_scratch(variant, "tables.building")
 
     def users_path(part: int | None) -> Path:
         return layout.users_csv_zip(variant) if part is None else layout.users_csv_zip(variant).with_name(

@@ -8,6 +8,7 @@ from typing import Any
 
 from ioarchive.devtools.generate import text as gt
 from ioarchive.devtools.generate.plan import Account, Plan
+from ioarchive.schema import DEFAULT_THRESHOLD
 
 
 def account_record(rng: random.Random, acc: Account, profile_keys: dict[tuple[str, str], str]) -> dict[str, Any]:
@@ -57,7 +58,7 @@ class PostMaker:
         self.pools = pools
         self.targets: list[tuple[str, int]] = []  # (post id, author idx) of non-retweets so far
         posting = set(plan.posting)
-        self.hashed = [a for a in plan.accounts if a.followers < 5000 and a.idx in posting]
+        self.hashed = [a for a in plan.accounts if a.followers < DEFAULT_THRESHOLD and a.idx in posting]
         self.by_idx = plan.accounts
 
     def _outside_status(self, ms: int) -> str:
