@@ -18,7 +18,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, Param, PokeReturnValue, task
 from ioarchive import settings
-from ioarchive.airflow import tasks as release_tasks
+from ioarchive.airflow import tasks
 from ioarchive.airflow.notifiers import GateWaitingNotifier, on_task_failure
 from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, ReleaseGateOperator
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD
@@ -80,7 +80,7 @@ with DAG(
     @task
     def validate_request(params=None) -> dict:
         """Check the form and the campaign folder; returns what the attribution reviewer sees."""
-        return release_tasks.validate_request(params)
+        return tasks.validate_request(params)
 
     attribution_signoff = ReleaseGateOperator(
         task_id="attribution_signoff",
@@ -89,31 +89,31 @@ with DAG(
         body="{{ ti.xcom_pull(task_ids='validate_request')['attribution_body'] }}",
         params=comment_param,
         notifiers=[GateWaitingNotifier(GATE_ATTRIBUTION)],
-        signoffs_path=release_tasks.signoffs_path,
+        signoffs_path=tasks.signoffs_path,
         response_timeout=timedelta(days=14),
     )
 
     @task.sensor(poke_interval=REGISTRY_POKE_SECONDS, mode="reschedule", timeout=timedelta(days=90).total_seconds())
     def wait_for_investigations(params=None) -> PokeReturnValue:
         """Every linked investigation concluded; rescheduled (no worker slot) while any is open."""
-        still_open = release_tasks.open_investigations(params)
+        still_open = tasks.open_investigations(params)
         return PokeReturnValue(is_done=not still_open, xcom_value={"open": still_open})
 
     @task
     def extract(params=None) -> dict:
-        return release_tasks.extract(params)
+        return tasks.extract(params)
 
     @task
     def pseudonymize(params=None) -> None:
-        release_tasks.pseudonymize(params)
+        tasks.pseudonymize(params)
 
     @task
     def quality_gate(params=None) -> dict:
-        return release_tasks.quality_gate(params)
+        return tasks.quality_gate(params)
 
     @task
     def plan_media(params=None) -> list[dict]:
-        return release_tasks.plan_media(params)
+        return tasks.plan_media(params)
 
     @task(map_index_template="{{ archive_name }}")
     def pack_media(archive: dict, params=None) -> dict:
@@ -121,15 +121,15 @@ with DAG(
         from airflow.sdk import get_current_context
 
         get_current_context()["archive_name"] = archive["archive_name"]
-        return release_tasks.pack_media(params, archive["variant"], archive["archive_name"])
+        return tasks.pack_media(params, archive["variant"], archive["archive_name"])
 
     @task(trigger_rule="none_failed")
     def finalize_media(params=None) -> None:
-        release_tasks.finalize_media(params)
+        tasks.finalize_media(params)
 
     @task
     def render(params=None) -> dict:
-        return release_tasks.render(params)
+        return tasks.render(params)
 
     publication_signoff = ReleaseGateOperator(
         task_id="publication_signoff",
@@ -138,17 +138,17 @@ with DAG(
         body="{{ ti.xcom_pull(task_ids='render')['publication_body'] }}",
         params=comment_param,
         notifiers=[GateWaitingNotifier(GATE_PUBLICATION)],
-        signoffs_path=release_tasks.signoffs_path,
+        signoffs_path=tasks.signoffs_path,
         response_timeout=timedelta(days=14),
     )
 
     @task
     def publish(variant: str, params=None) -> dict:
-        return release_tasks.publish(params, variant)
+        return tasks.publish(params, variant)
 
     @task
     def update_catalog(params=None) -> list[str]:
-        return release_tasks.update_catalog(params)
+        return tasks.update_catalog(params)
 
     @task
     def notify_published(published: list[dict], params=None) -> None:

@@ -14,10 +14,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from ioarchive.airflow import tasks
 from ioarchive.errors import (
+    ConfigurationError,
     KeyUnavailable,
     ManifestError,
     MediaPlanError,
-    PublishRefused,
     QualityGateFailed,
     RegistryError,
     SparkJobFailed,
@@ -33,7 +33,7 @@ def campaign(tmp_path_factory):
     from ioarchive.devtools.generate.campaign import generate_campaign
 
     out = tmp_path_factory.mktemp("kinds") / "campaign"
-    generate_campaign(out, seed=11, accounts=12, posts=60, media_bytes=64 * 1024, release_month="2021-02")
+    generate_campaign(out, seed=11, accounts=15, posts=100, media_bytes=64 * 1024, release_month="2021-02")
     return out
 
 
@@ -74,6 +74,12 @@ def test_bad_input_inside_a_spark_step_fails_at_once(params, campaign, tmp_path)
     assert "a retry gives the same result" in str(err)
 
 
+def test_wrong_setting_fails_at_once(params, monkeypatch):
+    """A misconfigured Spark backend names the setting; waiting does not fix a typo."""
+    monkeypatch.setenv("IOARCHIVE_SPARK_BACKEND", "emr")
+    fails_on_try_1(lambda: tasks.extract(params), ConfigurationError, "IOARCHIVE_SPARK_BACKEND is 'emr'")
+
+
 def test_media_plan_mismatch_fails_at_once(params):
     """A packing task whose archive is not in the plan: replanning is a person's decision."""
     fails_on_try_1(lambda: tasks.pack_media(params, "hashed", "kinds_202102_media_99_hashed.zip"), MediaPlanError,
@@ -95,12 +101,6 @@ def test_failed_quality_summary_fails_the_gate_at_once(params):
     fails_on_try_1(lambda: verdict(layout), QualityGateFailed, "data quality gate failed for hashed", "Nothing was published")
     layout.validation_summary("hashed").write_text(json.dumps({"success": True}))
     assert verdict(layout) == {"hashed": True, "unhashed": True}
-
-
-def test_unvalidated_release_is_refused_before_any_upload(params):
-    layout = tasks.layout_for(params)
-    layout.release_dir("hashed").mkdir(parents=True)
-    fails_on_try_1(lambda: tasks.publish(params, "hashed"), PublishRefused, "quality gate")
 
 
 def test_errors_that_can_heal_are_left_to_retries():
