@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ioarchive import resources
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -69,9 +71,8 @@ class SparkJobFailed(RuntimeError):
 
 
 def jobs_dir() -> Path:
-    """Folder of the job scripts: ``IOARCHIVE_JOBS_DIR`` or ``<repo>/jobs``."""
-    env = os.environ.get("IOARCHIVE_JOBS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "jobs"
+    """Folder of the job scripts: ``IOARCHIVE_JOBS_DIR`` or the packaged ``jobs/`` (``ioarchive.resources``)."""
+    return resources.jobs_dir()
 
 
 def spark_submit_binary() -> str:
