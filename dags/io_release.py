@@ -60,7 +60,7 @@ with DAG(
         ),
         "release_id": Param(
             type="string",
-            pattern=r"^[a-z0-9_]+_\d{6}$",
+            pattern=r"^[a-z0-9_]+_(\d{4})(0[1-9]|1[0-2])$",
             title="Release id",
             description="<campaign_slug>_<YYYYMM>, lowercase, e.g. iran_202102.",
         ),

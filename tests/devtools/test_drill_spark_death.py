@@ -75,7 +75,7 @@ def undisturbed(spark, campaign_dir, tmp_path_factory) -> Path:
     """The same job, run to completion in-process (the session's Spark)."""
     import runpy
 
-    from ioarchive.spark.session import jobs_dir
+    from ioarchive.resources import jobs_dir
 
     staging = tmp_path_factory.mktemp("undisturbed") / "staging"
     main = runpy.run_path(str(jobs_dir() / "extract.py"), run_name="drill_extract")["main"]

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from ioarchive.errors import ConfigurationError, SparkJobFailed
 from ioarchive.pseudonymize.pseudonym import load_key_secret
+from ioarchive.resources import jobs_dir
 from ioarchive.spark.cluster import cluster_command
 from ioarchive.spark.config import BackendConfig, backend_config
 from ioarchive.spark.emr_serverless import emr_request, remote_path
 from ioarchive.spark.job_settings import StepSettings, job_args
 from ioarchive.spark.local import local_command
-from ioarchive.spark.session import jobs_dir
 from ioarchive.spark.steps import run_spark_step
 from support.s3 import CREDENTIALS, MotoServer
 

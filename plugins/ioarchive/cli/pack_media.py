@@ -26,12 +26,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
     import logging
+    import sys
 
     from ioarchive.media.stage import MediaDiskFullError, MediaPlanError, pack_media
-    from ioarchive.request.campaign import check_release_id
+    from ioarchive.request.campaign import InvalidRelease, check_release_id
 
     log = logging.getLogger("ioarchive.pack_media")
-    check_release_id(args.release_id)
+    try:
+        check_release_id(args.release_id)
+    except InvalidRelease as exc:
+        print(f"ioarchive pack-media: {exc}", file=sys.stderr)
+        return 2
     if args.target_bytes < 1 or args.workers < 1:
         log.error("--target-bytes and --workers must be positive")
         return 2

@@ -17,7 +17,6 @@ is exactly what ``ioarchive verify`` accepts.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Iterator
@@ -289,8 +288,3 @@ def verify_location(location: str, *, store: ObjectStore | None = None) -> Verif
         bucket, prefix = parse_s3_url(location)
         return verify_source(S3Source(store, bucket, prefix))
     return verify_source(LocalSource(location))
-
-
-def manifest_digest(manifest_bytes: bytes) -> str:
-    """Hex SHA-256 of a manifest's bytes (what identifies a published version)."""
-    return hashlib.sha256(manifest_bytes).hexdigest()

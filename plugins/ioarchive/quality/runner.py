@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ioarchive import resources
 from ioarchive.schema import DEFAULT_THRESHOLD, VARIANTS
 from ioarchive.staging import StagingLayout
 
@@ -41,8 +42,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[3] / "expectations"
-"""The repository's ``expectations/`` folder (override with ``IOARCHIVE_EXPECTATIONS_DIR``)."""
+EXPECTATIONS_DIR = resources.data_dir("expectations")
+"""The packaged ``expectations/`` folder; ``ioarchive.resources.expectations_dir()`` also honours
+``IOARCHIVE_EXPECTATIONS_DIR``."""
 
 MAX_EXAMPLES = 20
 _CACHE_COMPRESSED = "spark.sql.inMemoryColumnarStorage.compressed"
@@ -149,7 +151,7 @@ def validate_release(
     quiet_gx()
     started = time.monotonic()
     layout = StagingLayout(Path(staging_dir), release_id)
-    suites_dir = Path(expectations_dir or os.environ.get("IOARCHIVE_EXPECTATIONS_DIR") or EXPECTATIONS_DIR)
+    suites_dir = Path(expectations_dir) if expectations_dir else resources.expectations_dir()
     csv_scratch = layout.root / "validation" / "_csv_scratch"
     if tables is None:
         tables = load_release_tables(spark, layout, csv_scratch)

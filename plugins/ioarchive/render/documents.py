@@ -1,7 +1,7 @@
 """Render what people read: the dataset README, the public catalog and the reviewer summary.
 
 Everything is rendered from manifests (``ioarchive.render.manifest``), never from separate counting.
-Templates are Jinja2 files in the repository's ``templates/`` folder (override with
+Templates are Jinja2 files in the repository's ``templates/`` folder, shipped as package data (override with
 ``IOARCHIVE_TEMPLATES``).
 
 Untrusted text (campaign title, attribution, changelog text, sign-off comments: they can carry
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ioarchive import resources
 from ioarchive.files import atomic_write_text
 from ioarchive.humanize import CATALOG_DECIMALS, README_DECIMALS, human_size
 from ioarchive.render.manifest import (
@@ -42,7 +42,7 @@ from ioarchive.staging import StagingLayout
 
 log = logging.getLogger(__name__)
 
-TEMPLATES_ENV = "IOARCHIVE_TEMPLATES"
+TEMPLATES_ENV = resources.TEMPLATES_ENV
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
           "October", "November", "December")
 
@@ -137,9 +137,8 @@ def thousands(n: int) -> str:
 # --- templates -----------------------------------------------------------------------------
 
 def templates_dir() -> Path:
-    """The repository's ``templates/`` (``plugins/ioarchive/../../templates``) or $IOARCHIVE_TEMPLATES."""
-    override = os.environ.get(TEMPLATES_ENV)
-    path = Path(override) if override else Path(__file__).resolve().parents[3] / "templates"
+    """The packaged ``templates/`` (``ioarchive.resources``) or $IOARCHIVE_TEMPLATES."""
+    path = resources.templates_dir()
     if not path.is_dir():
         raise ManifestError(f"templates folder {path} does not exist; set {TEMPLATES_ENV} to the repo's templates/")
     return path

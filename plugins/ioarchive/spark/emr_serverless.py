@@ -17,8 +17,7 @@ from typing import Any
 
 from ioarchive.errors import ConfigurationError, SparkJobFailed
 from ioarchive.spark.config import BackendConfig
-from ioarchive.spark.job_settings import StepSettings
-from ioarchive.spark.session import job_script
+from ioarchive.spark.job_settings import StepSettings, job_script
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,10 @@ import logging
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
+from ioarchive import resources
 from ioarchive.errors import EXIT_NOT_RETRYABLE, ConfigurationError, NotRetryable
 from ioarchive.schema import CSV_PART_MAX_BYTES, DEFAULT_THRESHOLD
 
@@ -101,6 +103,13 @@ class StepSettings:
             key_file=args.key_file,
             key_secret=args.key_secret,
         )
+
+
+def job_script(step: str) -> Path | None:
+    """``jobs/<step>.py`` of the package data (the same file on every backend), None if absent."""
+    _check_step(step)
+    path = resources.jobs_dir() / f"{step}.py"
+    return path if path.exists() else None
 
 
 def _check_step(step: str) -> None:

@@ -21,9 +21,9 @@ from collections import deque
 from typing import Any
 
 from ioarchive.errors import EXIT_NOT_RETRYABLE, SparkJobFailed, SparkStepRejected
+from ioarchive.resources import jobs_dir
 from ioarchive.spark.config import BackendConfig
-from ioarchive.spark.job_settings import StepSettings
-from ioarchive.spark.session import job_script, jobs_dir
+from ioarchive.spark.job_settings import StepSettings, job_script
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ioarchive import settings
-from ioarchive.errors import ConfigurationError, SparkJobFailed
-from ioarchive.spark.job_settings import STEPS
+from ioarchive import resources, settings
+from ioarchive.errors import SparkJobFailed
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -74,12 +73,6 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
 
 # --- running a job script in its own JVM (spark-submit) --------------------------------------
 
-def jobs_dir() -> Path:
-    """Folder of the job scripts: ``IOARCHIVE_JOBS_DIR`` or ``<repo>/jobs``."""
-    env = os.environ.get("IOARCHIVE_JOBS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "jobs"
-
-
 def spark_submit_binary() -> str:
     """``IOARCHIVE_SPARK_SUBMIT``, else the venv's ``spark-submit``, else the one on PATH."""
     env = settings.get("IOARCHIVE_SPARK_SUBMIT")
@@ -103,9 +96,9 @@ def spark_submit_command(
     ``local[*]``; the job script is the same whatever the master. Never put secrets in ``args``:
     pass files (e.g. ``--key-file``).
     """
-    script = jobs_dir() / f"{job}.py"
+    script = resources.jobs_dir() / f"{job}.py"
     if not script.exists():
-        raise SparkJobFailed(f"no job script {script}: expected one of {sorted(p.stem for p in jobs_dir().glob('*.py'))}")
+        raise SparkJobFailed(f"no job script {script}: expected one of {sorted(p.stem for p in resources.jobs_dir().glob('*.py'))}")
     master = master or local_or_cluster_master()
     cmd = [spark_submit_binary(), "--master", master, "--name", f"ioarchive-{job}"]
     for key, value in {**launch_conf(), **(conf or {})}.items():
@@ -148,12 +141,3 @@ def run_job(
 
 submit_job = run_job
 """Name used in docs/architecture.md."""
-
-
-def job_script(step: str) -> Path | None:
-    """``jobs/<step>.py`` if the repository has it (the same file on every backend)."""
-    if step not in STEPS:
-        raise ConfigurationError(f"unknown Spark step {step!r}; expected one of {', '.join(STEPS)}")
-    path = jobs_dir() / f"{step}.py"
-    return path if path.exists() else None
-

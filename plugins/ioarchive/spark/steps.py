@@ -38,9 +38,9 @@ from ioarchive.errors import SparkJobFailed
 from ioarchive.spark.cluster import cluster_command
 from ioarchive.spark.config import BackendConfig, backend_config
 from ioarchive.spark.emr_serverless import run_on_emr_serverless
-from ioarchive.spark.job_settings import StepSettings
+from ioarchive.spark.job_settings import StepSettings, job_script
 from ioarchive.spark.local import _child_env, local_command, run_logged
-from ioarchive.spark.session import job_script, submit_env
+from ioarchive.spark.session import submit_env
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 TWITTER_EPOCH_MS = 1288834974657
 """Snowflake epoch (2010-11-04): ids made from a timestamp look like the platform's."""
@@ -95,25 +95,13 @@ _PLACES = ("Tehran", "Paris, France", "London", "New York, NY", "Beirut", "ته�
 
 
 def created_at_ms(ms: int) -> str:
-    """``format_created_at`` of an epoch-milliseconds instant (fast path for millions of posts)."""
+    """The v1.1 ``created_at`` form of an epoch-milliseconds instant, e.g.
+    ``Wed Oct 10 20:19:24 +0000 2018`` (locale-free; fast enough for millions of posts)."""
     t = time.gmtime(ms // 1000)
     return (
         f"{_DAYS[t.tm_wday]} {_MONTHS[t.tm_mon - 1]} {t.tm_mday:02d} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000 {t.tm_year}"
     )
-
-
-def format_created_at(dt: datetime) -> str:
-    """The v1.1 ``created_at`` form, e.g. ``Wed Oct 10 20:19:24 +0000 2018`` (locale-free)."""
-    return (
-        f"{_DAYS[dt.weekday()]} {_MONTHS[dt.month - 1]} {dt.day:02d} "
-        f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} +0000 {dt.year}"
-    )
-
-
-def dt_from_ms(ms: int) -> datetime:
-    """UTC datetime of an epoch-milliseconds instant."""
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
 
 
 def ms_of(dt: datetime) -> int:
