@@ -233,8 +233,33 @@ def test_errors_are_one_line_and_exit_2(versions, tmp_path, capsys):
     assert code == 2 and "not valid JSON" in err
 
 
+def test_two_variants_are_not_compared(versions, tmp_path):
+    _root, _campaign, v1, v2 = versions
+    other = tmp_path / "other-variant"
+    shutil.copytree(v2.release_dir("hashed"), other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["variant"] = "unhashed"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DiffError, match="same variant"):
+        diff_versions(LocalSource(v1.release_dir("hashed")), LocalSource(other))
+
+
 def test_ids_sort_numerically_when_decimal():
     assert sorted(["10", "9", "100", "abc", "Abc"], key=id_sort_key) == ["9", "10", "100", "Abc", "abc"]
+
+
+@pytest.mark.parametrize(("old", "new", "added", "removed"), [
+    (["1", "2", "3"], ["2", "3", "4", "4"], ["4"], ["1"]),  # integer path; a duplicate is reported once
+    (["7"], ["007"], ["007"], ["7"]),  # not canonical decimals: compared as strings, never as numbers
+    (["18446744073709551616", "5"], ["5"], [], ["18446744073709551616"]),  # beyond uint64: strings
+    (["aQ", "b-"], ["b-", "c_"], ["c_"], ["aQ"]),  # pseudonyms
+    ([], ["1"], ["1"], []),
+])
+def test_id_sets(old, new, added, removed):
+    import pyarrow as pa
+    from ioarchive.render.diff import _diff_ids
+
+    assert _diff_ids(pa.array(old, pa.string()), pa.array(new, pa.string())) == (added, removed)
 
 
 # --- S3 ------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ folder's ``release/<variant>/`` or a researcher's download) or ``s3://<bucket>/r
 
 Only the id columns are read (pyarrow, column projection: a Parquet column chunk is read on its
 own, so the text columns of a few million posts are never fetched; over S3 each column chunk is
-one ranged GET). Sets are compared with ``pyarrow.compute.is_in`` (hash sets in C++), not Python
-sets. Output is deterministic: ids in numeric order when decimal, otherwise in byte order; media
+one ranged GET). Sets are compared as arrays, never Python sets: canonical decimal ids as uint64
+by sort and binary search (numpy), other ids with ``pyarrow.compute.is_in``. Output is deterministic: ids in numeric order when decimal, otherwise in byte order; media
 by path in archive; files by name.
 
 :meth:`ReleaseDiff.summary_markdown` gives counts and file names only, never ids: the hashed
@@ -395,15 +395,52 @@ def _read_ids(v: _Version, names: list[str], column: str) -> pa.Array:
     for name in names:
         chunks.extend(_read_columns(v, name, [column]).column(column).chunks)
     ids = pa.chunked_array(chunks, type=pa.string()).combine_chunks() if chunks else pa.array([], pa.string())
-    return pc.unique(pc.drop_null(ids))
+    return pc.drop_null(ids)
+
+
+def _as_integers(ids: pa.Array) -> Any:
+    """``ids`` as a numpy uint64 array when every one is a canonical decimal (no sign, no leading
+    zero, below 2**64), else None: post ids always are, and integers compare far faster."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        ints = pc.cast(ids, pa.uint64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    same = pc.all(pc.equal(pc.cast(ints, pa.string()), ids)).as_py()
+    return ints.to_numpy(zero_copy_only=False) if same in (True, None) else None
+
+
+def _not_in(values: Any, others: Any) -> Any:
+    """Boolean mask of ``values`` absent from ``others`` (numpy integer arrays): sort + binary search.
+
+    pyarrow's ``is_in`` hashes the value set (about 2 s for 3 M ids on one core); a sort and
+    ``searchsorted`` take a tenth of that.
+    """
+    import numpy as np
+
+    if len(others) == 0:
+        return np.ones(len(values), dtype=bool)
+    ordered = np.sort(others)
+    pos = np.searchsorted(ordered, values)
+    np.minimum(pos, len(ordered) - 1, out=pos)
+    return ordered[pos] != values
 
 
 def _diff_ids(old: pa.Array, new: pa.Array) -> tuple[list[str], list[str]]:
-    """(added, removed), each sorted by :func:`id_sort_key`."""
+    """(added, removed), each sorted by :func:`id_sort_key`; duplicates reported once."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    added = new.filter(pc.invert(pc.is_in(new, value_set=old))).to_pylist()
-    removed = old.filter(pc.invert(pc.is_in(old, value_set=new))).to_pylist()
+    old_ints, new_ints = _as_integers(old), _as_integers(new)
+    if old_ints is not None and new_ints is not None:
+        added_mask, removed_mask = pa.array(_not_in(new_ints, old_ints)), pa.array(_not_in(old_ints, new_ints))
+    else:
+        added_mask = pc.invert(pc.is_in(new, value_set=old))
+        removed_mask = pc.invert(pc.is_in(old, value_set=new))
+    added = pc.unique(new.filter(added_mask)).to_pylist()
+    removed = pc.unique(old.filter(removed_mask)).to_pylist()
     return sorted(added, key=id_sort_key), sorted(removed, key=id_sort_key)
 
 
