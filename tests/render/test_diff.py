@@ -228,6 +228,12 @@ def test_errors_are_one_line_and_exit_2(versions, tmp_path, capsys):
         diff_versions(LocalSource(v1.release_dir("hashed")), LocalSource(broken))
     assert isinstance(info.value, ReleaseError) and isinstance(info.value, NotRetryable)
 
+    withdrawn = json.loads((broken / "manifest.json").read_text())
+    withdrawn.update(withdrawn_at="2021-06-01T00:00:00+00:00", reason="appeal", superseded_by="v3")
+    (broken / "manifest.json").write_text(json.dumps(withdrawn))
+    code, _out, err = run_cli(capsys, str(v1.root), str(broken))
+    assert code == 2 and "was withdrawn" in err and "superseded by v3" in err
+
     (broken / "manifest.json").write_text("{not json")
     code, _out, err = run_cli(capsys, str(v1.root), str(broken))
     assert code == 2 and "not valid JSON" in err

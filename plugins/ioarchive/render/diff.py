@@ -245,6 +245,11 @@ def _load(source: RangeSource) -> _Version:
         raise DiffError(f"{source.location}: {MANIFEST_NAME} is not valid JSON ({exc})") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise DiffError(f"{source.location}: {MANIFEST_NAME} has no files[] list: not a release manifest")
+    if manifest.get("withdrawn_at"):
+        raise DiffError(
+            f"{source.location}: v{manifest.get('version')} was withdrawn at {manifest['withdrawn_at']} "
+            f"(superseded by {manifest.get('superseded_by')}); its data is gone, only the withdrawal record stays"
+        )
     files: dict[str, dict[str, Any]] = {}
     for entry in manifest["files"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or not entry.get("sha256"):
