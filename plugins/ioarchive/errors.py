@@ -131,3 +131,9 @@ class SparkJobFailed(ReleaseError):
 
 class SparkStepRejected(SparkJobFailed, NotRetryable):
     """A Spark step stopped on an error a retry cannot fix (its own message is in the log tail)."""
+
+
+# --- comparing versions -----------------------------------------------------------------------
+
+class DiffError(ReleaseError, NotRetryable):
+    """Two versions cannot be compared (no manifest, unreadable or incomplete version, wrong variant)."""

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from ioarchive.publish.store import ObjectStore, parse_s3_url, stream_sha256
+from ioarchive.errors import StoreError
+from ioarchive.publish.store import ObjectStore, RetryPolicy, parse_s3_url, stream_sha256, with_retries
 
 MANIFEST_NAME = "manifest.json"
 SUMS_NAME = "SHA256SUMS"
@@ -47,6 +48,14 @@ class VerifySource(Protocol):
     def read(self, name: str) -> bytes: ...
 
     def chunks(self, name: str) -> Iterator[bytes]: ...
+
+
+class RangeSource(VerifySource, Protocol):
+    """A source that can also read part of a file (``ioarchive diff`` reads Parquet id columns only)."""
+
+    def read_range(self, name: str, start: int, length: int) -> bytes:
+        """Up to ``length`` bytes of ``name`` from byte ``start`` (fewer only at the end of the file)."""
+        ...
 
 
 class LocalSource:
@@ -77,6 +86,11 @@ class LocalSource:
             while chunk := fh.read(READ_CHUNK):
                 yield chunk
 
+    def read_range(self, name: str, start: int, length: int) -> bytes:
+        with open(self.folder / name, "rb") as fh:
+            fh.seek(start)
+            return fh.read(length)
+
 
 class S3Source:
     """A version as the objects under ``s3://bucket/prefix``."""
@@ -96,6 +110,32 @@ class S3Source:
 
     def chunks(self, name: str) -> Iterator[bytes]:
         return self.store.iter_bytes(self.bucket, self.prefix + name)
+
+    def read_range(self, name: str, start: int, length: int) -> bytes:
+        """One ranged GET (retried like every store call); a store without a client reads the whole object."""
+        if length <= 0:
+            return b""
+        key = self.prefix + name
+        client = getattr(self.store, "client", None)
+        if client is None:
+            return self.read(name)[start:start + length]
+        from botocore.exceptions import ClientError
+
+        what = f"GET s3://{self.bucket}/{key} bytes {start}-{start + length - 1}"
+        policy = getattr(self.store, "retry", None) or RetryPolicy.from_env()
+
+        def get() -> bytes:
+            body = client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+
+        try:
+            return with_retries(policy, what, get, str(getattr(self.store, "endpoint", "S3")))
+        except ClientError as exc:
+            err = exc.response.get("Error", {})
+            raise StoreError(f"{what} failed: {err.get('Code', '?')}: {err.get('Message', exc)}") from exc
 
 
 @dataclass
