@@ -34,13 +34,14 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check .
 
-# The reviewer-flow browser test drives Debian's Chromium (browser downloads are impossible here).
+# The reviewer-flow browser test drives Debian's Chromium (browser downloads are impossible here); the
+# CSV-loader test pipes unzip | sed | sqlite3 as a researcher would.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium && command -v unzip && command -v sqlite3; } >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing Debian's chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium unzip >/dev/null; \
-	  else echo "chromium is missing: install Debian's chromium (apt-get install chromium) for the browser test"; fi; }
+	    echo "installing Debian's chromium, unzip and sqlite3 for the browser and CSV-loader tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium unzip sqlite3 >/dev/null; \
+	  else echo "chromium, unzip or sqlite3 is missing: apt-get install chromium unzip sqlite3 (browser and CSV-loader tests)"; fi; }
 
 test: venv lint browser
 	$(BIN)/python -m pytest

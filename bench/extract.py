@@ -273,7 +273,7 @@ def run_pandas(campaign: Path, out: Path) -> float:
         p = p.sort_values("tweetid", key=lambda s: s.str.zfill(24))
         for name, df in (("users", a), ("tweets", p)):
             path = folder / f"{RELEASE}_{name}_csv_{variant}.csv"
-            csv_ready(df).to_csv(path, index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+            csv_ready(df).to_csv(path, index=False, quoting=csv.QUOTE_ALL, lineterminator="\n")
             zip_file(path)
             df.to_parquet(folder / f"{name}.parquet", index=False)
     return time.perf_counter() - t

@@ -14,6 +14,7 @@ Layout::
       work/<variant>/media/          released media: media_key, tweetid, userid (pseudonym in
                                      hashed), kind, source_path, bytes, sha256; never published
       work/<variant>/files.json      rows and counts of the table files written to release/
+      work/unhashed/stats.json       release statistics as counted by extraction (internal)
       work/media_plan.json           archive plan (pack-media)
       validation/<variant>/          GX results and Data Docs
       signoffs.json                  who approved which gate, when (DAG)
@@ -22,6 +23,7 @@ Layout::
         <id>_users_csv_<variant>.zip, <id>_tweets_csv_<variant>[_partNNN].zip
         parquet/users.parquet, parquet/tweets/, parquet/media_index.parquet
         media/<archives>.zip, media_index.csv
+        stats.json, charts/<chart>.svg   release statistics and their charts
 """
 
 from __future__ import annotations
@@ -112,6 +114,11 @@ class StagingLayout:
         """Where the quality gate unpacks CSV zips while it validates them."""
         return self.root / "validation" / "_csv_scratch"
 
+    def work_stats(self, variant: str) -> Path:
+        """Release statistics as counted by extraction (``unhashed``; internal, never published)."""
+        _check_variant(variant)
+        return self.root / "work" / variant / "stats.json"
+
     @property
     def media_plan(self) -> Path:
         return self.root / "work" / "media_plan.json"
@@ -156,6 +163,17 @@ class StagingLayout:
             raise ValueError(f"unknown media series {series!r}; expected 'tweet' or 'profile'")
         _check_variant(variant)
         return f"{self.release_id}_{series}_media_{variant}_{number:03d}.zip"
+
+    def release_stats(self, variant: str) -> Path:
+        """``stats.json``: the published release statistics of ``variant``."""
+        return self.release_dir(variant) / "stats.json"
+
+    def charts_dir(self, variant: str) -> Path:
+        return self.release_dir(variant) / "charts"
+
+    def chart(self, variant: str, name: str) -> Path:
+        """``charts/<name>.svg`` of ``variant``."""
+        return self.charts_dir(variant) / f"{name}.svg"
 
     def manifest(self, variant: str) -> Path:
         return self.release_dir(variant) / "manifest.json"

@@ -304,7 +304,7 @@ def test_csv_bytes_layout_and_parts(run):
             data = zf.read(info)
         assert not data.startswith(b"\xef\xbb\xbf")
         assert len(data) <= PART_BYTES
-        assert data.startswith(b'"tweetid","userid","user_display_name"') and data.endswith(b'"\r\n')
+        assert data.startswith(b'"tweetid","userid","user_display_name"') and data.endswith(b'"\n') and not data.endswith(b'\r\n')
         n = sum(1 for _ in csv.reader(io.StringIO(data.decode(), newline=""))) - 1
         assert files[z.name]["rows"] == n
         total += n

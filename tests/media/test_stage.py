@@ -119,7 +119,7 @@ def test_archives_within_target_valid_and_equal_to_index(packed, variant):
     assert summary["files"]["media/media_index.csv"] == {"rows": len(index)}
     assert all(summary["files"][f"media/{n}"]["rows"] == len(by_archive[n]) for n in names)
     csv_text = layout.media_index_csv(variant).read_bytes()
-    assert csv_text.startswith(b'"media_key","tweetid","userid"') and b'\r\n"3_' in csv_text
+    assert csv_text.startswith(b'"media_key","tweetid","userid"') and b'"\n"3_' in csv_text and b"\r" not in csv_text
 
 
 def test_hashed_archives_hold_no_raw_identifier(packed):

@@ -186,7 +186,7 @@ def csv_value(column: str, value) -> str:
 
 def write_csv_zip(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
     buf = io.StringIO()
-    writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
     writer.writerow(columns)
     for r in rows:
         writer.writerow([csv_value(c, r[c]) for c in columns])

@@ -33,10 +33,10 @@ def test_csv_layout_exact_bytes(spark, tmp_path):
         assert zf.namelist() == ["t.csv"]
         data = zf.read("t.csv")
     assert data == (
-        '"tweetid","tweet_text","tweet_time","is_retweet","latitude","like_count","hashtags","account_creation_date"\r\n'
-        '"9","ایران 🔥 \u202eabc","2020-01-01 00:00","false","","","[]",""\r\n'
-        '"10","he said ""hi""\r\nnext, line","2021-02-03 04:05","true","0.0001","3","[""a"",""b\\""""]","2018-10-10"\r\n'
-        '"100","","","","-12.5","0","",""\r\n'
+        '"tweetid","tweet_text","tweet_time","is_retweet","latitude","like_count","hashtags","account_creation_date"\n'
+        '"9","ایران 🔥 \u202eabc","2020-01-01 00:00","false","","","[]",""\n'
+        '"10","he said ""hi""\r\nnext, line","2021-02-03 04:05","true","0.0001","3","[""a"",""b\\""""]","2018-10-10"\n'
+        '"100","","","","-12.5","0","",""\n'
     ).encode("utf-8")
     back = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
     assert back[2][1] == 'he said "hi"\r\nnext, line'

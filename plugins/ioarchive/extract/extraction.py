@@ -8,7 +8,9 @@ RELEASE_SPEC section 2) with Spark and writes, under the release's staging folde
 - ``work/unhashed/identities/``: every campaign account id with the screen and display names
   seen for it (internal; the pseudonymization step needs it, it is never published);
 - ``quarantine/records.jsonl``: every rejected raw line, with file, line and reason;
-- ``reconciliation.json``: ``read = released + excluded + quarantined`` per table.
+- ``reconciliation.json``: ``read = released + excluded + quarantined`` per table;
+- ``work/unhashed/stats.json`` and the unhashed ``stats.json`` + ``charts/``: release statistics
+  counted in the same aggregation as the books (``ioarchive.extract.stats``).
 
 Every input line gets exactly one disposition, decided by one ordered list of checks per table,
 so the books balance by construction. Parsing rules are in docs/decisions.md.
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ioarchive import reconcile
+from ioarchive.extract import stats as release_stats
 from ioarchive.request.campaign import Campaign, check_release_id, find_raw_file
 from ioarchive.schema import ACCOUNT_COLUMNS, MEDIA_KINDS, POST_COLUMNS
 from ioarchive.staging import StagingLayout
@@ -183,7 +186,8 @@ def parse_v11_time(col: Column) -> Column:
     return F.when(shaped, parsed)
 
 
-def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: str
+def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: str,
+          facets: dict[str, Column] | None = None, stats: dict[str, dict[str, int]] | None = None,
           ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Counts by disposition/reason and the quarantine records of one classified table.
 
@@ -191,14 +195,23 @@ def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: 
     offsets that turn (``blk``, ``mid``) into 1-based line numbers (blank lines count as lines,
     not as reads). Quarantined lines whose raw text was not kept (duplicates) are read again
     from the file, by position, only when there are any.
+
+    ``facets`` (name -> array of keys per row) are counted over the *released* rows in that same
+    aggregation (the release statistics, no second pass): each row is expanded into its books
+    event plus one event per facet key, so a key counts the rows that carry it. The counts go
+    into ``stats[name]`` (``{key: rows}``); facets named in ``stats.TOP_K`` keep only their most
+    frequent keys (ties by key).
     """
     from pyspark.sql import functions as F
 
     quarantined = F.col("disposition") == "quarantined"
-    rows = df.groupBy("blk", "disposition", "reason").agg(
-        F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0"),
-        F.collect_list(F.when(quarantined, F.struct("mid", "value"))).alias("q"),
-    ).collect()
+    if not facets:
+        rows = df.groupBy("blk", "disposition", "reason").agg(
+            F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0"),
+            F.collect_list(F.when(quarantined, F.struct("mid", "value"))).alias("q"),
+        ).collect()
+    else:
+        rows = _tally_with_facets(df, facets, stats if stats is not None else {})
     entry: dict[str, Any] = {"read": 0, "released": 0, "excluded": {}, "quarantined": {}}
     per_block: dict[int, list[int]] = {}
     pending: list[tuple[int, int, str, str | None]] = []
@@ -235,6 +248,70 @@ def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: 
         base, first_mid = offsets[blk]
         records.append(reconcile.quarantine_record(source_file, base + (mid - first_mid) + 1, why, value or ""))
     return entry, records
+
+
+def _tally_with_facets(df: DataFrame, facets: dict[str, Column], stats: dict[str, dict[str, int]]) -> list[Any]:
+    """:func:`tally`'s aggregation plus facet counts of the released rows; returns the books rows."""
+    from pyspark.sql import functions as F
+
+    event = "struct<f:string,k:string>"
+    released = F.col("disposition") == "released"
+    events = [F.array(F.struct(F.lit(None).cast("string").alias("f"), F.lit(None).cast("string").alias("k")))]
+    def tagged(name: str) -> Callable[[Column], Column]:
+        # One argument only: Spark passes the element's index to a two-argument lambda.
+        return lambda k: F.struct(F.lit(name).alias("f"), k.alias("k"))
+
+    for name, keys in facets.items():
+        mine = F.transform(F.filter(keys, lambda k: k.isNotNull()), tagged(name))
+        events.append(F.when(released, mine).otherwise(F.array().cast(f"array<{event}>")))
+    books = F.col("_e.f").isNull()
+    expanded = df.select("blk", "mid", "disposition", "reason", "value", F.explode(F.concat(*events)).alias("_e"))
+    agg = expanded.groupBy(
+        F.col("_e.f").alias("_facet"), F.col("_e.k").alias("_key"),
+        F.when(books, F.col("blk")).alias("blk"), F.when(books, F.col("disposition")).alias("disposition"),
+        F.when(books, F.col("reason")).alias("reason"),
+    ).agg(
+        F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0"),
+        F.collect_list(F.when(books & (F.col("disposition") == "quarantined"), F.struct("mid", "value"))).alias("q"),
+    ).persist()
+    try:
+        capped = [n for n in facets if n in release_stats.TOP_K]
+        small = agg.where(F.col("_facet").isNull() | ~F.col("_facet").isin(*capped)) if capped else agg
+        rows = small.collect()
+        for name in capped:
+            top = (agg.where(F.col("_facet") == name).orderBy(F.col("n").desc(), F.col("_key"))
+                   .limit(release_stats.TOP_K[name]).select("_key", "n").collect())
+            stats[name] = {r["_key"]: r["n"] for r in top}
+    finally:
+        agg.unpersist()
+    for name in facets:
+        stats.setdefault(name, {})
+    for r in rows:
+        if r["_facet"] is not None:
+            stats[r["_facet"]][r["_key"]] = r["n"]
+    return [r for r in rows if r["_facet"] is None]
+
+
+def account_facets() -> dict[str, Column]:
+    """Release statistics counted over released accounts (see :func:`tally`)."""
+    from pyspark.sql import functions as F
+
+    return {"accounts_created_per_month": F.array(F.date_format(F.col("_ts"), "yyyy-MM"))}
+
+
+def post_facets() -> dict[str, Column]:
+    """Release statistics counted over released posts: day (UTC), language, hashtags (once per
+    post, as written), client name, retweet or not (see :func:`tally`)."""
+    from pyspark.sql import functions as F
+
+    return {
+        "posts_per_day": F.array(F.date_format(F.col("_ts"), "yyyy-MM-dd")),
+        "post_languages": F.array(F.coalesce(F.col("j.lang"), F.lit(""))),
+        "hashtags": F.array_distinct(F.coalesce(F.transform(F.col("j.entities.hashtags"), lambda h: h["text"]),
+                                                F.array().cast("array<string>"))),
+        "clients": F.array(F.coalesce(client_name(F.col("j.source")), F.lit(""))),
+        "retweets": F.array(F.when(F.col("j.retweeted_status").isNotNull(), F.lit("true")).otherwise(F.lit("false"))),
+    }
 
 
 def _classify(
@@ -442,8 +519,11 @@ def extract_campaign(
     quarantine: list[dict[str, Any]] = []
     cached: list[DataFrame] = [deletions]
 
-    def book(table: str, df: DataFrame, path: Path | None) -> None:
-        books["tables"][table], records = tally(spark, df, path, path.name if path else f"{table}.jsonl")
+    counts: dict[str, dict[str, int]] = {}
+
+    def book(table: str, df: DataFrame, path: Path | None, facets: dict[str, Column] | None = None) -> None:
+        books["tables"][table], records = tally(spark, df, path, path.name if path else f"{table}.jsonl",
+                                                facets=facets, stats=counts)
         quarantine.extend(records)
 
     try:
@@ -461,6 +541,8 @@ def extract_campaign(
     layout.quarantine_dir.mkdir(parents=True, exist_ok=True)
     layout.quarantine_records.touch()
     data = reconcile.save(layout, books)
+    release_stats.save_aggregate(layout, counts)
+    release_stats.publish(layout, VARIANT)
     if not data["balanced"]:  # cannot happen by construction; a loud failure if it ever does
         raise reconcile.ReconciliationError(
             f"release {release_id}: reconciliation does not balance, see {layout.reconciliation}")
@@ -470,7 +552,8 @@ def extract_campaign(
     return data
 
 
-Book = Callable[[str, "DataFrame", "Path | None"], None]
+Book = Callable[..., None]
+"""``book(table, classified frame, raw path, facets=None)``: books, quarantine and statistics."""
 
 
 def _scratch(layout: StagingLayout, table: str) -> Path:
@@ -495,7 +578,7 @@ def _extract_accounts(spark: SparkSession, layout: StagingLayout, path: Path | N
     )
     target = str(layout.work_table(VARIANT, "accounts"))
     acc.where(F.col("disposition") == "released").select(*_account_columns()).write.mode("overwrite").parquet(target)
-    book("accounts", acc, path)
+    book("accounts", acc, path, account_facets())
     return spark.read.parquet(target)
 
 
@@ -527,7 +610,7 @@ def _extract_posts(spark: SparkSession, layout: StagingLayout, path: Path | None
         F.broadcast(accounts), F.col("_uid") == accounts["userid"], "left"
     ).select(*[F.col("_uid").alias("userid") if c == "userid" else F.col(c) for c in POST_COLUMNS])
     posts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "posts")))
-    book("posts", post, path)
+    book("posts", post, path, post_facets())
     # identities: campaign accounts and every screen/display name seen for them
     mentions = released.select(F.explode("j.entities.user_mentions").alias("m")).select(
         F.col("m.id_str").alias("userid"), F.col("m.screen_name").alias("screen_name"))

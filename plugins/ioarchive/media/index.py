@@ -3,7 +3,8 @@
 Written once every archive of a variant is packed, from the plan's member lists minus what the
 packer quarantined, so the index lists exactly the members of the archives on disk:
 
-* ``release/<variant>/media/media_index.csv`` (RFC 4180, CRLF, every field quoted) and
+* ``release/<variant>/media/media_index.csv`` (every field quoted, records ended by one LF, as
+  the table CSVs) and
   ``release/<variant>/parquet/media_index.parquet``, columns ``schema.MEDIA_INDEX_COLUMNS``,
   sorted by archive then path inside the archive;
 * ``work/<variant>/media_archives.json``: size and SHA-256 of every archive (for checks);
@@ -85,7 +86,7 @@ def index_rows(staging_dir: str | Path, release_id: str, variant: str) -> tuple[
 
 def _csv_bytes(rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO(newline="")
-    w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
+    w = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\n")
     w.writerow(MEDIA_INDEX_COLUMNS)
     for r in rows:
         w.writerow(["" if r[c] is None else str(r[c]) for c in MEDIA_INDEX_COLUMNS])

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ioarchive.errors import InvalidRelease, KeyUnavailable, MissingStageOutput
+from ioarchive.extract import stats as release_stats
 from ioarchive.request.campaign import check_release_id
 from ioarchive.schema import ACCOUNT_COLUMNS, DEFAULT_THRESHOLD, POST_COLUMNS
 from ioarchive.staging import StagingLayout
@@ -203,6 +204,25 @@ def hashed_media(media: DataFrame, keys: DataFrame) -> DataFrame:
     ])
 
 
+def publish_hashed_stats(spark: SparkSession, layout: StagingLayout, table: DataFrame) -> dict[str, Any]:
+    """The hashed variant's ``stats.json`` and charts (``ioarchive.extract.stats``).
+
+    Extraction's counts hold no account column; the only text that may name an account is a
+    hashtag. A hashtag is shown only if pseudonymization leaves it unchanged (:func:`redact_text`
+    with the same lookup table): one containing a pseudonymized account's screen name or id as
+    a word is left out, and no pseudonym is ever written there either.
+    """
+    from pyspark.sql import functions as F
+
+    aggregate = release_stats.load_aggregate(layout)
+    candidates = release_stats.hashtag_candidates(aggregate)
+    allowed: set[str] = set()
+    if candidates:
+        df = _with_lookup(spark.createDataFrame([(h,) for h in candidates], "h string"), table)
+        allowed = {r["h"] for r in df.where(redact_text(F.col(LUT), F.col("h")) == F.col("h")).select("h").collect()}
+    return release_stats.publish(layout, "hashed", allowed.__contains__)
+
+
 def pseudonymize_release(
     spark: SparkSession,
     staging_dir: str | Path,
@@ -211,7 +231,8 @@ def pseudonymize_release(
     key_id: str,
     threshold: int = DEFAULT_THRESHOLD,
 ) -> dict[str, Any]:
-    """Write ``work/hashed/{accounts,posts,media}`` and ``work/hashed/pseudonymization.json``.
+    """Write ``work/hashed/{accounts,posts,media}``, ``work/hashed/pseudonymization.json`` and the
+    hashed variant's statistics (``release/hashed/stats.json``, ``charts/``).
 
     Returns the pseudonymization record ``{key_id, threshold, pseudonymized_accounts, method}``
     (never the key). Reads ``work/unhashed/`` written by ``extract_campaign``.
@@ -242,6 +263,7 @@ def pseudonymize_release(
         hashed_posts(read["posts"], accounts, keys, table=table).write.mode("overwrite").parquet(
             str(layout.work_table("hashed", "posts")))
         hashed_media(read["media"], keys).write.mode("overwrite").parquet(str(layout.work_table("hashed", "media")))
+        publish_hashed_stats(spark, layout, table)
     finally:
         for df in (accounts, table, keys):
             if df is not None:

@@ -265,12 +265,25 @@ def render_readme(manifest: dict[str, Any], public_base_url: str | None = None) 
         "README.md.j2",
         m=manifest,
         files=files,
+        charts=readme_charts(manifest),
+        has_stats=any(f.get("kind") == "stats" for f in files),
         columns=column_dictionary(),
         location=location,
         url=(public_base_url.rstrip("/") + "/" + location) if public_base_url else None,
         readme_decimals=README_DECIMALS,
         reasons=REASONS,
     )
+
+
+def readme_charts(manifest: dict[str, Any]) -> list[dict[str, str]]:
+    """The manifest's charts in README order: ``[{name, title}]`` (unknown charts last, by name)."""
+    from ioarchive.render.charts import CHARTS
+
+    order = list(CHARTS)
+    charts = [f["name"] for f in manifest["files"] if f.get("kind") == "chart"]
+    stem = {n: n.rsplit("/", 1)[-1].removesuffix(".svg") for n in charts}
+    charts.sort(key=lambda n: (order.index(stem[n]) if stem[n] in order else len(order), n))
+    return [{"name": n, "title": CHARTS.get(stem[n], stem[n].replace("_", " ").capitalize())} for n in charts]
 
 
 def render_variant(

@@ -142,6 +142,10 @@ def classify(name: str, release_id: str, variant: str) -> str:
         return "media_archive"
     if name == "media/media_index.csv":
         return "media_index_csv"
+    if name == "stats.json":
+        return "stats"
+    if re.fullmatch(r"charts/[a-z0-9_]+\.svg", name):
+        return "chart"
     return "other"
 
 

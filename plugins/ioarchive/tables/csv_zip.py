@@ -1,8 +1,9 @@
 """Zipped CSV parts written from ready-made CSV record bytes, deflated on every core.
 
 The table writers (``ioarchive.tables.writers``) hand over CSV records that Spark already formatted,
-in their final order, as Arrow string arrays whose values end with CRLF: the data buffer of
-such an array *is* the CSV body, so records are never copied one by one in Python.
+in their final order, as Arrow string arrays whose values end with a single LF
+(``CSV_RECORD_END``, RELEASE_SPEC section 3): the data buffer of such an array *is* the CSV
+body, so records are never copied one by one in Python.
 This module cuts that stream into parts (RELEASE_SPEC section 3: a CSV above the limit is split
 on row boundaries, a header in every part) and writes each part as a zip with one deflated
 entry.
@@ -37,7 +38,8 @@ import numpy as np
 
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 ZIP_COMPRESSLEVEL = 6
-CSV_RECORD_END = b"\r\n"
+CSV_RECORD_END = b"\n"
+"""Every record (header included) ends with one LF; CR and LF inside quoted text stay as they are."""
 DEFLATE_BLOCK = 4 << 20
 """Uncompressed bytes per parallel deflate block (fixed: part of the output format)."""
 WINDOW = 32 << 10
@@ -194,7 +196,7 @@ class CsvPartWriter:
         self._fh = self._stream = None
 
     def write_records(self, values: Any) -> None:
-        """Append an Arrow string/binary array (or chunked array) of CRLF-terminated records."""
+        """Append an Arrow string/binary array (or chunked array) of LF-terminated records."""
         chunks: Iterable[Any] = values.chunks if hasattr(values, "chunks") else [values]
         for arr in chunks:
             if len(arr):

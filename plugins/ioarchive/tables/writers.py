@@ -4,8 +4,9 @@ Input is a variant's work tables (``work/<variant>/accounts``, ``posts``); outpu
 ``release/<variant>/`` exactly as published (RELEASE_SPEC sections 3 and 6):
 
 - ``<id>_users_csv_<variant>.zip`` and ``<id>_tweets_csv_<variant>[_partNNN].zip``: one CSV
-  inside each, named like the zip but ``.csv``; RFC 4180 (CRLF records), UTF-8 without BOM,
-  every field double-quoted, ``"`` doubled, newlines inside fields kept; a header row in every
+  inside each, named like the zip but ``.csv``; UTF-8 without BOM, every record ended by a
+  single LF (line-oriented tools split on it), otherwise RFC 4180: every field double-quoted,
+  ``"`` doubled, CR and LF inside fields kept as they are; a header row in every
   part (``ioarchive.tables.csv_zip`` cuts the parts and deflates them on every core).
 - ``parquet/users.parquet`` (one file) and ``parquet/tweets/part-NNNNN.parquet``.
 
@@ -112,7 +113,7 @@ def id_order(col: str) -> list[Column]:
 # one table: Spark sorts and formats once, the driver streams both outputs
 # --------------------------------------------------------------------------------------------
 def _sorted_table(df: DataFrame, columns: tuple[str, ...], sort: list[Column], scratch: Path) -> list[Path]:
-    """Write ``df`` sorted, with each row's CSV record (CRLF included), to ``scratch/sorted``.
+    """Write ``df`` sorted, with each row's CSV record (its LF included), to ``scratch/sorted``.
 
     The shuffle carries the typed columns only; records are formatted after the sort, once.
     Part files come out in sort order (Spark numbers them by partition).
