@@ -37,7 +37,8 @@ TASK_RUNNER = "airflow-scheduler"
 SPARK_MASTER_URL = "spark://spark-master:7077"
 STAGING_VOLUME = "staging"
 # Environment the release tasks cannot run without in production (no usable default in code).
-REQUIRED_TASK_ENV = ("IOARCHIVE_SPARK_MASTER", "IOARCHIVE_PUBLIC_BUCKET", "IOARCHIVE_MEMBER_BUCKET")
+REQUIRED_TASK_ENV = ("IOARCHIVE_SPARK_MASTER", "IOARCHIVE_PUBLIC_BUCKET", "IOARCHIVE_MEMBER_BUCKET",
+                     "IOARCHIVE_STAGING_ROOT")
 # ioarchive.devtools.stack writes these names for the embedded stack; it sets them, it does not read them.
 NOT_READERS = ("stack.py",)
 
@@ -196,6 +197,13 @@ def check_no_plaintext_secrets(compose: dict[str, Any]) -> list[str]:
     return problems
 
 
+def _variable_setting(name: str) -> bool:
+    """A setting of ioarchive.settings that may be an Airflow Variable (its lower-case name)."""
+    from ioarchive.settings import SETTINGS
+
+    return name in SETTINGS and SETTINGS[name].variable
+
+
 def check_env_read_by_code(compose: dict[str, Any], code: dict[str, str]) -> list[str]:
     """Every IOARCHIVE_* / AIRFLOW_CONN_* / AIRFLOW_VAR_* name set here is read by the code."""
     joined = "\n".join(code.values())
@@ -206,7 +214,8 @@ def check_env_read_by_code(compose: dict[str, Any], code: dict[str, str]) -> lis
                 problems.append(f"{name}: env {key} is read nowhere in plugins/ or dags/")
             elif key.startswith("AIRFLOW_CONN_") and not _quoted(key[len("AIRFLOW_CONN_"):].lower(), joined):
                 problems.append(f"{name}: {key} defines a connection id the code never uses")
-            elif key.startswith("AIRFLOW_VAR_") and not _quoted(key[len("AIRFLOW_VAR_"):].lower(), joined):
+            elif key.startswith("AIRFLOW_VAR_") and not _quoted(key[len("AIRFLOW_VAR_"):].lower(), joined) \
+                    and not _variable_setting(key[len("AIRFLOW_VAR_"):]):
                 problems.append(f"{name}: {key} defines a Variable the code never reads")
     return problems
 
@@ -325,7 +334,7 @@ def test_code_needs_are_provided(compose, code):
     conns, variables = needed_by_code(code)
     # The scan must find what the DAG uses, or the check below proves nothing.
     assert {"ioarchive_s3", "ioarchive_registry"} <= conns
-    assert {"ioarchive_pseudonym_key", "ioarchive_staging_root"} <= variables
+    assert {"ioarchive_pseudonym_key"} <= variables  # settings (staging root...) are checked as env below
     assert check_needs_provided(compose, code) == []
 
 
