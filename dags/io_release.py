@@ -142,8 +142,9 @@ with DAG(
     )
 
     @task
-    def publish(variant: str, params=None) -> dict:
-        return release_tasks.no_retry_on_bad_input(release_tasks.publish, params, variant)
+    def publish(variant: str, params=None, dag_run=None) -> dict:
+        """Re-checks every gate from the audit trail (this run's sign-offs, registry, quality), then uploads."""
+        return release_tasks.no_retry_on_bad_input(release_tasks.publish, params, variant, dag_run)
 
     @task
     def update_catalog(params=None) -> list[str]:
