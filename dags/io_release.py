@@ -143,8 +143,9 @@ with DAG(
     )
 
     @task
-    def publish(variant: str, params=None) -> dict:
-        return tasks.publish(params, variant)
+    def publish(variant: str, params=None, dag_run=None) -> dict:
+        """Re-checks every gate from the audit trail (this run's sign-offs, registry, quality), then uploads."""
+        return tasks.publish(params, variant, dag_run)
 
     @task
     def update_catalog(params=None) -> list[str]:

@@ -15,7 +15,15 @@ users, as reviewers and on-call would:
   to the undisturbed run's (the manifests differ only in the sign-off times);
 - a rejected attribution fails the run, names who rejected and why, publishes nothing;
 - a self-approval by the user who triggered the run fails it (four eyes);
-- the public bucket guard refuses the unhashed variant (library call against the same S3).
+- the public bucket guard refuses the unhashed variant (library call against the same S3);
+- no retry hides a defect: every task instance of the whole release succeeded on try 1 (on
+  the drill, the killed and cleared tasks on try 2);
+- publication re-checks the gates from the audit trail (issue #17, PostgreSQL stack): an
+  administrator marks both gate tasks ``success`` over REST and no reviewer answers -> both
+  publish tasks fail on try 1 naming the missing sign-offs; then, clearing only the publish
+  tasks each time, a hand-written approval by the triggering user, an investigation reopened
+  after the wait and a staged file changed after the quality gate each fail them again, naming
+  the precondition; neither bucket ever holds an object of that release.
 
 The scenario runs are triggered together when the stack is up, so their gates wait in
 parallel (``awaiting_input`` holds no slot) while the whole release runs its Spark steps.
@@ -50,6 +58,8 @@ REVIEWER_A, REVIEWER_B = REVIEWERS
 RELEASE_OK = "e2eok_202102"
 RELEASE_REJECT = "e2ereject_202102"
 RELEASE_SELF = "e2eself_202102"
+RELEASE_MARK = "e2emark_202102"
+PUBLISH_TASKS = ("publish_public", "publish_member")
 
 
 # --- fixtures -------------------------------------------------------------------------------
@@ -79,13 +89,20 @@ def stack(request, tmp_path_factory, e2e_campaign):
         client = AirflowClient.for_stack(the_stack)
         client.wait_for_dag(DAG_ID, TRIGGER_USER)
         client.unpause(DAG_ID, TRIGGER_USER)
+        scenarios = [
+            ("ok", RELEASE_OK, list(REVIEWERS)),
+            ("reject", RELEASE_REJECT, list(REVIEWERS)),
+            ("self", RELEASE_SELF, [TRIGGER_USER, REVIEWER_A]),
+        ]
+        if request.param == "postgresql":
+            # Gates marked success (issue #17): a second full pipeline, so on the undisturbed stack
+            # only (the SQLite drill arms hold points every running release would stop at). The
+            # triggering user is listed as a reviewer so that a hand-written self-approval is
+            # refused by four eyes, not merely as an unassigned user.
+            scenarios.append(("mark", RELEASE_MARK, [*REVIEWERS, TRIGGER_USER]))
         the_stack.runs = {  # type: ignore[attr-defined]
             name: _trigger(client, e2e_campaign, release_id, reviewers)
-            for name, release_id, reviewers in (
-                ("ok", RELEASE_OK, list(REVIEWERS)),
-                ("reject", RELEASE_REJECT, list(REVIEWERS)),
-                ("self", RELEASE_SELF, [TRIGGER_USER, REVIEWER_A]),
-            )
+            for name, release_id, reviewers in scenarios
         }
         the_stack.client = client  # type: ignore[attr-defined]
         the_stack.metadata = request.param  # type: ignore[attr-defined]
@@ -180,7 +197,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _kill_and_clear(stack: Stack, run_id: str, point: str) -> str:
+def _kill_and_clear(stack: Stack, run_id: str, point: str, killed_keys: list[str] | None = None) -> str:
     """Wait for the run to hold at ``point``, SIGKILL its task process, clear it as on-call does."""
     import signal
 
@@ -198,6 +215,8 @@ def _kill_and_clear(stack: Stack, run_id: str, point: str) -> str:
     ti = next(t for t in listing["task_instances"] if t["id"] == ti_id)
     os.kill(worker, signal.SIGKILL)
     key = ti["task_id"] if ti["map_index"] == -1 else f"{ti['task_id']}[{ti['map_index']}]"
+    if killed_keys is not None:
+        killed_keys.append(key)
     client.wait_task_state(DAG_ID, run_id, key, {"up_for_retry", "failed"}, TRIGGER_USER, timeout=300)
     end = time.monotonic() + 30
     while _alive(holder) and time.monotonic() < end:
@@ -213,6 +232,38 @@ def _kill_and_clear(stack: Stack, run_id: str, point: str) -> str:
     cleared = json.loads(done.stdout)
     assert ti["task_id"] in {t["task_id"] for t in cleared["task_instances"]}, cleared
     return ti["task_id"]
+
+
+def _task_instances(client: AirflowClient, run_id: str) -> dict[str, dict]:
+    """``task_id`` (``task_id[i]`` for mapped instances) -> the REST task instance."""
+    listing = client.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=1000", TRIGGER_USER)
+    return {
+        (ti["task_id"] if ti["map_index"] == -1 else f"{ti['task_id']}[{ti['map_index']}]"): ti
+        for ti in listing["task_instances"]
+    }
+
+
+def _assert_every_task_succeeded_first_time(client: AirflowClient, run_id: str, killed_keys: list[str]) -> None:
+    """No retry hides a defect: every task instance succeeded on try 1.
+
+    The drill's killed instances ran exactly twice (killed, then cleared as the runbook says);
+    a killed task's clear also clears its other mapped instances and downstream tasks, so those
+    may have run twice too, never more.
+    """
+    instances = _task_instances(client, run_id)
+    assert len(instances) > 10, sorted(instances)
+    killed_tasks = {key.split("[")[0] for key in killed_keys}
+    wrong = {}
+    for key, ti in sorted(instances.items()):
+        if key in killed_keys:
+            allowed = {2}
+        elif ti["task_id"] in killed_tasks:
+            allowed = {1, 2}
+        else:
+            allowed = {1}
+        if ti["state"] != "success" or ti["try_number"] not in allowed:
+            wrong[key] = (ti["state"], ti["try_number"], sorted(allowed))
+    assert not wrong, f"task instances not succeeded on the expected try (state, try, allowed): {wrong}"
 
 
 def _normalized_manifest(data: bytes) -> dict:
@@ -267,9 +318,10 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
         (i, "concluded", "integrity_lead") for i in campaign["investigation_ids"])
 
     killed: list[str] = []
+    killed_keys: list[str] = []
     if drill:
         for point in (drills.EXTRACT, drills.PSEUDONYMIZE, drills.PACK_MEDIA, drills.RENDER):
-            killed.append(_kill_and_clear(stack, run_id, point))
+            killed.append(_kill_and_clear(stack, run_id, point, killed_keys))
 
     # Gate 4: publication sign-off shows the reviewer summary; a second reviewer approves.
     gate = _wait_gate(stack, run_id, "publication_signoff")
@@ -278,11 +330,12 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
     client.answer(DAG_ID, run_id, "publication_signoff", REVIEWER_B, "Approve", "counts and quality checked")
     if drill:
         for point in (drills.PUBLISH, drills.CATALOG):
-            killed.append(_kill_and_clear(stack, run_id, point))
+            killed.append(_kill_and_clear(stack, run_id, point, killed_keys))
         assert killed[:4] == ["extract", "pseudonymize", "pack_media", "render"]
         assert killed[4] in {"publish_public", "publish_member"} and killed[5] == "update_catalog"
     state = client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=900)
     assert state == "success", client.task_states(DAG_ID, run_id, TRIGGER_USER)
+    _assert_every_task_succeeded_first_time(client, run_id, killed_keys)
 
     # Both buckets hold exactly the bytes their manifests list, and nothing else.
     staging = stack.staging_root / RELEASE_OK / "v1" / "release"
@@ -394,3 +447,87 @@ def test_self_approval_by_the_triggering_user_fails(stack):
     assert "'trigger_user' triggered this run and cannot also approve it" in log
     assert _signoffs(stack, RELEASE_SELF) == []  # a refused self-approval is not a sign-off
     _assert_nothing_published(stack, RELEASE_SELF)
+
+
+# --- publication re-checks the gates from the audit trail (issue #17) ---------------------------
+
+def _publish_attempt(client: AirflowClient, run_id: str, expected_try: int) -> str:
+    """Wait until both publish tasks failed on ``expected_try``; return the logs of that try."""
+    deadline = time.monotonic() + 600
+    while True:
+        instances = _task_instances(client, run_id)
+        publish = [instances[t] for t in PUBLISH_TASKS]
+        assert not [t for t in publish if t["state"] == "success"], f"a publish task succeeded: {publish}"
+        if all(t["state"] == "failed" and t["try_number"] == expected_try for t in publish):
+            break
+        assert time.monotonic() < deadline, f"publish tasks not failed on try {expected_try}: {publish}"
+        time.sleep(2.0)
+    return "\n".join(client.task_log(DAG_ID, run_id, t, TRIGGER_USER, try_number=expected_try) for t in PUBLISH_TASKS)
+
+
+def _clear_publish_tasks(client: AirflowClient, run_id: str) -> None:
+    """On-call reruns only the publish tasks (the upstream gates stay as they are)."""
+    body = {"dag_run_id": run_id, "task_ids": list(PUBLISH_TASKS), "include_downstream": False,
+            "only_failed": True, "dry_run": False}
+    cleared = client.call("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", TRIGGER_USER, body)
+    assert {t["task_id"] for t in cleared["task_instances"]} == set(PUBLISH_TASKS), cleared
+
+
+def _approve_by_hand(stack: Stack, run_id: str, attribution_by: str, publication_by: str) -> None:
+    """Approvals written into this run's sign-off record by someone with access to the staging folder."""
+    from ioarchive.gates.signoffs import Signoff, record_signoff
+
+    path = stack.staging_root / RELEASE_MARK / "v1" / "signoffs.json"
+    record_signoff(path, Signoff("attribution", "approved", attribution_by, "2026-12-01T10:00:00+00:00"), run_id)
+    record_signoff(path, Signoff("publication", "approved", publication_by, "2026-12-01T11:00:00+00:00"), run_id)
+
+
+def test_gates_marked_success_by_an_administrator_publish_nothing(stack, e2e_campaign):
+    if stack.metadata != "postgresql":  # type: ignore[attr-defined]
+        pytest.skip("runs on the undisturbed PostgreSQL stack only (see the stack fixture)")
+    client: AirflowClient = stack.client  # type: ignore[attr-defined]
+    run_id = stack.runs["mark"]  # type: ignore[attr-defined]
+    campaign = json.loads((e2e_campaign / "campaign.json").read_text())
+
+    # An administrator (here the triggering user) marks both gates success; no reviewer answers.
+    for gate in ("attribution_signoff", "publication_signoff"):
+        _wait_gate(stack, run_id, gate)
+        client.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{gate}", TRIGGER_USER,
+                    {"new_state": "success"})
+    assert client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=1500) == "failed"
+    log = _publish_attempt(client, run_id, 1)  # failed on try 1: no retry
+    assert "precondition(s) not met: attribution sign-off, publication sign-off" in log
+    assert f"no publication decision is recorded for run {run_id}" in log
+    states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
+    assert states["update_catalog"] == "upstream_failed" and states["quality_gate"] == "success"
+    _assert_nothing_published(stack, RELEASE_MARK)
+    assert [e for e in _signoffs(stack, RELEASE_MARK) if e.get("run_id") == run_id] == []
+
+    # An approval by the triggering user written by hand into the record: four eyes.
+    _approve_by_hand(stack, run_id, REVIEWER_A, TRIGGER_USER)
+    _clear_publish_tasks(client, run_id)
+    log = _publish_attempt(client, run_id, 2)
+    assert "precondition(s) not met: publication sign-off." in log
+    assert f"is by '{TRIGGER_USER}', who triggered the run (four eyes)" in log
+    _assert_nothing_published(stack, RELEASE_MARK)
+
+    # Proper-looking approvals, but an investigation reopened after the wait.
+    _approve_by_hand(stack, run_id, REVIEWER_A, REVIEWER_B)
+    reopened = campaign["investigation_ids"][0]
+    stack.set_investigation(campaign["campaign_id"], reopened, "open", "integrity_lead")
+    try:
+        _clear_publish_tasks(client, run_id)
+        log = _publish_attempt(client, run_id, 3)
+    finally:
+        stack.set_investigation(campaign["campaign_id"], reopened, "concluded", "integrity_lead")
+    assert "precondition(s) not met: investigations concluded." in log and reopened in log
+    _assert_nothing_published(stack, RELEASE_MARK)
+
+    # One staged file changed after the quality gate (the member variant: both buckets stay empty).
+    staged = stack.staging_root / RELEASE_MARK / "v1" / "release" / "unhashed" / "parquet" / "users.parquet"
+    staged.write_bytes(staged.read_bytes() + b"changed after validation")
+    _clear_publish_tasks(client, run_id)
+    log = _publish_attempt(client, run_id, 4)
+    assert "precondition(s) not met: quality summary." in log
+    assert "unhashed files changed after the quality gate" in log and "parquet/users.parquet" in log
+    _assert_nothing_published(stack, RELEASE_MARK)

@@ -183,3 +183,20 @@ def test_a_retried_gate_returns_the_approval_its_run_already_recorded(tmp_path):
     with pytest.raises(AirflowFailException):
         gate.execute_complete({"dag_run": _Run(), "params": {}, "run_id": "r1"}, _event("reviewer_b", REJECT, "no"))
     assert approval_in_run(path, "attribution", "r1") is None
+
+
+def test_each_run_keeps_its_own_decisions_in_the_record(tmp_path):
+    """Issue #17: a later run must not inherit an earlier run's approvals (nor erase them)."""
+    from ioarchive.gates.signoffs import run_signoffs
+
+    path = tmp_path / "signoffs.json"
+    first = Signoff("attribution", "approved", "reviewer_a", "2026-11-30T10:00:00+00:00")
+    record_signoff(path, first, run_id="r1")
+    record_signoff(path, Signoff("publication", "approved", "reviewer_b", "2026-11-30T11:00:00+00:00"), run_id="r1")
+    second = Signoff("attribution", "rejected", "reviewer_b", "2026-12-01T10:00:00+00:00", "no")
+    record_signoff(path, second, run_id="r2")
+    again = Signoff("attribution", "approved", "reviewer_a", "2026-12-01T11:00:00+00:00")
+    record_signoff(path, again, run_id="r2")  # the same run's gate cleared and answered again
+    assert run_signoffs(path, "r2") == [{**again.to_dict(), "run_id": "r2"}]
+    assert [e["gate"] for e in run_signoffs(path, "r1")] == ["attribution", "publication"]
+    assert run_signoffs(path, "r3") == []

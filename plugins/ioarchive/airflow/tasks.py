@@ -266,15 +266,16 @@ def _previous_manifests(rp: ReleaseParams) -> dict[str, Any]:
 
 
 @release_task
-def publish(params: dict[str, Any], variant: str) -> dict[str, Any]:
+def publish(params: dict[str, Any], variant: str, dag_run: Any) -> dict[str, Any]:
     """Upload, verify, manifest last: ``s3://<bucket>/releases/<id>/v<N>/``."""
+    from ioarchive.publish.preconditions import prepare_publication
     from ioarchive.publish.upload import publish_release, s3_store
-    from ioarchive.render.manifest import refresh_signoffs
 
     rp = release_params(params)
     layout = layout_for(params)
-    # The manifest was rendered before the publication sign-off; record it before upload.
-    refresh_signoffs(layout, variant, Campaign.load(Path(rp.campaign_dir)).account_ids)
+    # Re-check every gate from the audit trail before any upload (RELEASE_SPEC 7), then record
+    # this run's sign-offs in the manifest (rendered before the publication sign-off).
+    prepare_publication(layout, variant, params, dag_run)
     result = publish_release(
         s3_store(aws_conn_id=S3_CONN_ID),
         staging=layout.root,

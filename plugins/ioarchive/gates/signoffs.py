@@ -122,18 +122,24 @@ def load_signoffs(path: str | Path) -> list[dict[str, str]]:
 
 
 def record_signoff(path: str | Path, signoff: Signoff, run_id: str | None = None) -> list[dict[str, str]]:
-    """Write ``signoff`` into the JSON list at ``path``; the latest decision per gate wins.
+    """Write ``signoff`` into the JSON list at ``path``; the latest decision per gate *and run* wins.
 
-    A rerun of a gate (after a reject, or a cleared task) replaces that gate's entry, so the
-    manifest shows the decision the published version went through. ``run_id`` (kept in the
-    file, not in the manifest) lets a later try of the same run find its decision. Written
-    atomically.
+    One staging folder (one release version) can see several runs: a rejected or failed run and
+    the run that is finally published. Each run's decisions are kept apart under its ``run_id``
+    (the publication re-check and the manifest read only the publishing run's entries, see
+    :func:`run_signoffs`); a rerun of a gate within the same run (a cleared task) replaces that
+    run's entry for the gate. Written atomically.
     """
     path = Path(path)
-    entries = [e for e in load_signoffs(path) if e.get("gate") != signoff.gate]
+    entries = [e for e in load_signoffs(path) if not (e.get("gate") == signoff.gate and e.get("run_id") == run_id)]
     entries.append({**signoff.to_dict(), **({"run_id": run_id} if run_id else {})})
     atomic_write_json(path, entries, sort_keys=False)
     return entries
+
+
+def run_signoffs(path: str | Path, run_id: str) -> list[dict[str, str]]:
+    """The decisions recorded for ``run_id`` (with their ``run_id``); other runs' entries are ignored."""
+    return [e for e in load_signoffs(path) if isinstance(e, dict) and e.get("run_id") == run_id]
 
 
 def approval_in_run(path: str | Path, gate: str, run_id: str) -> dict[str, str] | None:

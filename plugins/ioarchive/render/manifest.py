@@ -434,17 +434,31 @@ def write_sha256sums(manifest: dict[str, Any], release_dir: Path) -> Path:
     return path
 
 
-def refresh_signoffs(layout: StagingLayout, variant: str, account_ids: Iterable[str] = ()) -> dict[str, Any]:
+def refresh_signoffs(
+    layout: StagingLayout,
+    variant: str,
+    account_ids: Iterable[str] = (),
+    signoffs: Iterable[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Bring the staged manifest's sign-offs up to date before it is published.
 
     The manifest is rendered before the publication sign-off (the reviewer reads it), so the
     publish step adds that sign-off here: ``signoffs`` and ``generated_at`` change, nothing else
     does (files, SHA256SUMS and README do not list sign-offs). Idempotent: a rerun with the same
     sign-offs rewrites the same bytes.
+
+    ``signoffs``: the publishing run's own decisions (``ioarchive.publish.preconditions``); when
+    omitted, every decision in the staging folder's record (several runs may have written it).
     """
     release_dir = layout.release_dir(variant)
     manifest = load_manifest(release_dir / MANIFEST_NAME)
-    signoffs = load_signoffs(layout)
+    if signoffs is None:
+        signoffs = load_signoffs(layout)
+    else:
+        signoffs = sorted(
+            ({k: s.get(k) for k in ("gate", "decision", "by", "at", "comment")} for s in signoffs),
+            key=lambda s: (str(s["at"]), str(s["gate"]), str(s["by"])),
+        )
     manifest["signoffs"] = signoffs
     if signoffs:
         manifest["generated_at"] = str(signoffs[-1]["at"])
