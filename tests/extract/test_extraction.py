@@ -29,12 +29,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from ioarchive import reconcile
-from ioarchive.extract.stage import extract_stage
 from ioarchive.pseudonymize.pseudonym import pseudonym, write_key_file
-from ioarchive.pseudonymize.stage import pseudonymize_stage
 from ioarchive.schema import ACCOUNT_COLUMNS, POST_COLUMNS
-from ioarchive.spark.job_settings import StepSettings
 from ioarchive.staging import StagingLayout
+from support.release import extract_both_variants
 
 RELEASE = "synthetic_202102"
 KEY = b"test-only key: 0123456789abcdef0123456789abcdef"
@@ -60,10 +58,7 @@ def run(spark, invalid_campaign_dir, tmp_path_factory):
     """Extract + pseudonymize + write both variants once; returns paths and raw inputs."""
     staging = tmp_path_factory.mktemp("staging")
     key_file = write_key_file(KEY, tmp_path_factory.mktemp("key") / "key")
-    settings = StepSettings(staging_dir=str(staging), release_id=RELEASE, campaign_dir=str(invalid_campaign_dir),
-                            csv_part_max_bytes=PART_BYTES, key_file=str(key_file), key_id=KEY_ID)
-    extract_stage(spark, settings)
-    pseudonymize_stage(spark, settings)
+    extract_both_variants(spark, invalid_campaign_dir, staging, RELEASE, key_file, KEY_ID, csv_part_max_bytes=PART_BYTES)
     campaign = json.loads((invalid_campaign_dir / "campaign.json").read_text())
     sidecar = json.loads((invalid_campaign_dir / "injected_invalid.json").read_text())
     bad_lines = {(r["file"], r["line"]) for r in sidecar["records"]}

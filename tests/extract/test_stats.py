@@ -16,11 +16,11 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
-from ioarchive.cli.extract import load_job
 from ioarchive.extract import stats as release_stats
 from ioarchive.pseudonymize.pseudonym import pseudonym, write_key_file
 from ioarchive.render.charts import CHARTS, render_charts
 from ioarchive.staging import StagingLayout
+from support.release import extract_both_variants
 
 RELEASE = "stats_202102"
 KEY = b"test-only key: stats 0123456789abcdef0123456789abcdef"
@@ -67,9 +67,7 @@ def planted(spark, tmp_path_factory):
 
     staging = tmp_path_factory.mktemp("staging")
     key_file = write_key_file(KEY, tmp_path_factory.mktemp("key") / "key")
-    common = ["--staging", str(staging), "--release-id", RELEASE]
-    load_job("extract").main(["--campaign", str(campaign_dir), *common], spark=spark)
-    load_job("pseudonymize").main([*common, "--key-file", str(key_file), "--key-id", "k1"], spark=spark)
+    extract_both_variants(spark, campaign_dir, staging, RELEASE, key_file)
     return {"layout": StagingLayout(staging, RELEASE), "accounts": [a for a in accounts if a["id_str"] in members],
             "released": released, "shares": shares, "target": target, "members": members,
             "small": small}

@@ -75,3 +75,17 @@ def rewrite_release(layout: StagingLayout, variant: str, files: dict[str, bytes]
     entries.sort(key=lambda e: e["name"])
     manifest = {"release_id": layout.release_id, "version": version, "variant": variant, "files": entries}
     layout.manifest(variant).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+def extract_both_variants(spark, campaign_dir, staging, release_id: str, key_file, key_id: str = "k1",
+                          csv_part_max_bytes: int | None = None) -> None:
+    """Extract and pseudonymize through the stage functions the DAG, the CLI and jobs/ call."""
+    from ioarchive.extract.stage import extract_stage
+    from ioarchive.pseudonymize.stage import pseudonymize_stage
+    from ioarchive.spark.job_settings import StepSettings
+
+    extra = {"csv_part_max_bytes": csv_part_max_bytes} if csv_part_max_bytes else {}
+    settings = StepSettings(staging_dir=str(staging), release_id=release_id, campaign_dir=str(campaign_dir),
+                            key_file=str(key_file), key_id=key_id, **extra)
+    extract_stage(spark, settings)
+    pseudonymize_stage(spark, settings)

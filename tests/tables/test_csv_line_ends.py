@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from ioarchive.cli.extract import load_job
 from ioarchive.pseudonymize.pseudonym import write_key_file
 from ioarchive.schema import ACCOUNT_COLUMNS, MEDIA_INDEX_COLUMNS, POST_COLUMNS
 from ioarchive.staging import StagingLayout
+from support.release import extract_both_variants
 
 RELEASE = "linends_202102"
 KEY = b"test-only key: line ends 0123456789abcdef0123456789"
@@ -96,9 +96,7 @@ def release(spark, tmp_path_factory):
 
     staging = tmp_path_factory.mktemp("staging")
     key_file = write_key_file(KEY, tmp_path_factory.mktemp("key") / "key")
-    common = ["--staging", str(staging), "--release-id", RELEASE, "--csv-part-max-bytes", str(PART_BYTES)]
-    assert load_job("extract").main(["--campaign", str(campaign_dir), *common], spark=spark) in (0, None)
-    assert load_job("pseudonymize").main([*common, "--key-file", str(key_file), "--key-id", "k1"], spark=spark) in (0, None)
+    extract_both_variants(spark, campaign_dir, staging, RELEASE, key_file, csv_part_max_bytes=PART_BYTES)
     for variant in VARIANTS:
         pack_media(campaign_dir, staging, RELEASE, variant, target_bytes=1024**2, workers=1)
     return {"layout": StagingLayout(staging, RELEASE), "planted": planted, "planted_account": planted_account}
