@@ -132,7 +132,7 @@ def get_int(name: str, env: Mapping[str, str] | None = None) -> int:
     try:
         return int(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigurationError(f"{name}={raw!r} is not a whole number") from None
+        raise ConfigurationError(f"{name}={raw!r} is not a number (a whole number is expected)") from None
 
 
 def get_float(name: str, env: Mapping[str, str] | None = None) -> float:

@@ -64,7 +64,8 @@ def looks_finished_but_is_not(root: Path) -> list[str]:
     files_json = layout.work_files("unhashed")
     if files_json.exists():
         listed = set(json.loads(files_json.read_text())["files"])
-        present = {p.relative_to(release).as_posix() for p in release.rglob("*") if p.is_file()}
+        present = {p.relative_to(release).as_posix() for p in release.rglob("*")
+                   if p.is_file() and p.suffix in (".zip", ".parquet")}  # the table files (not stats, charts)
         if listed != present:
             problems.append(f"{files_json.relative_to(root)} lists files that are not all there")
     return problems

@@ -131,7 +131,7 @@ def test_disk_full_before_and_while_packing(tmp_path, reference):
                 proc.kill()
                 proc.wait()
         assert proc.returncode == 1, stderr
-        message = next(line for line in stderr.splitlines() if line.startswith("ioarchive.media.pack.MediaDiskFullError"))
+        message = next(line for line in stderr.splitlines() if line.startswith("ioarchive.errors.MediaDiskFullError"))
         assert f"release {RELEASE}/{VARIANT}: out of space (No space left on device) after writing " in message
         assert f"bytes of archive {name} into {media}; the partial file was removed" in message
         assert f"The archive needs {planned:,} bytes (6 MB)" in message
@@ -156,7 +156,7 @@ def test_file_size_limit_mid_write_leaves_nothing(tmp_path, reference):
     proc = subprocess.run([sys.executable, "-c", PACK, str(campaign), str(staging), RELEASE, name],
                           preexec_fn=_limit_file_size, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
-    message = next(line for line in proc.stderr.splitlines() if line.startswith("ioarchive.media.pack.MediaDiskFullError"))
+    message = next(line for line in proc.stderr.splitlines() if line.startswith("ioarchive.errors.MediaDiskFullError"))
     assert f"release {RELEASE}/{VARIANT}: out of space (File too large) after writing " in message
     assert f"archive {name}" in message and f"needs {planned:,} bytes" in message
     assert "the file size limit (`ulimit -f` of the worker" in message

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ioarchive.errors import PublishRefused
 from ioarchive.files import sha256_file
 from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, run_signoffs
-from ioarchive.publish.upload import PublishRefused
 from ioarchive.schema import VARIANTS
 from ioarchive.staging import StagingLayout
 
@@ -63,9 +63,9 @@ class Problem:
 
 
 class PublicationPreconditionFailed(PublishRefused):
-    """The audit trail does not allow publication; nothing was uploaded. Not retried: a person must act.
+    """The audit trail does not allow publication; nothing was uploaded.
 
-    (When ``ioarchive.errors`` lands: ``class PublicationPreconditionFailed(PublishRefused, NotRetryable)``.)
+    A ``PublishRefused`` (``ioarchive.errors``), so NotRetryable: the task fails on try 1, a person must act.
     """
 
     def __init__(self, release_id: str, run_id: str, problems: Sequence[Problem]) -> None:
