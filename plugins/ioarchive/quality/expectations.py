@@ -271,8 +271,8 @@ def leak_query(row_key: str, identifier_view: str, column_groups: Iterable[Itera
         "SELECT DISTINCT CASE WHEN raw_keys.token IS NULL THEN leaks.row_key\n"
         "                     ELSE '[raw identifier redacted]' END AS row_key,\n"
         "       leaks.kind\n"
-        "FROM leaks LEFT JOIN raw_keys ON lower(leaks.row_key) = raw_keys.token\n"
-    )
+        "FROM leaks LEFT JOIN raw_keys ON lower(leaks.row_key) = raw_keys.token"
+    )  # no trailing newline: GX strips the query's whitespace, and the gate's prefetch is keyed by its text
 
 
 def _jsonable(row: Any) -> Any:

@@ -3,10 +3,13 @@
 ``validate_release`` reads the published tables of both variants (``ioarchive.quality.data``),
 runs the suite files of ``expectations/`` (the source of truth, reviewed like code) with a GX
 file data context kept in ``validation/<variant>/gx/``, builds Data Docs per variant, and writes
-``validation/<variant>/summary.json`` for the publication reviewer::
+``validation/<variant>/summary.json`` (see ``ioarchive.quality.summary``: the verdict, the
+failed expectations with their row keys, and the SHA-256 of every file validated), byte for
+byte the same for the same staged bytes; times and run facts go to ``run.json`` beside it.
 
-    {"success": bool, "suites": {suite: {"success": bool, "failed": [
-        {"expectation": ..., "column": ..., "observed": ..., "examples": [row keys]}]}}}
+GX is not thread-safe, so every GX call runs in the calling thread, one suite at a time; only
+pure Spark work (each suite's offending-rows queries, the leak scan among them) runs ahead in
+worker threads, and the checksums are hashed beside them.
 
 Privacy of the report itself: results of the hashed variant are passed through
 ``IdentifierSet.redact`` before they are stored, rendered or summarized, column expectations run
@@ -324,7 +327,7 @@ def suite_queries(suite_dict: dict) -> list[str]:
         if expectation.get("type") in ("expect_no_offending_rows", "expect_no_raw_identifier_leak") and isinstance(
             query, str
         ):
-            queries.append(query)
+            queries.append(query.strip())  # as GX's pydantic model keeps it
     return list(dict.fromkeys(queries))
 
 
