@@ -189,3 +189,16 @@ def test_load_summary_refuses_what_is_not_a_summary(tmp_path):
     assert load_summary(layout, "hashed")["success"] is True
     with pytest.raises(SummaryError, match="no checksums"):
         validated_checksums(layout, "hashed")
+
+
+def test_error_messages_in_the_summary_hold_nothing_run_specific():
+    from ioarchive.quality.runner import stable_message
+
+    def message(stage: int, tid: int, view: str, host: str) -> str:
+        return (f"Job aborted due to stage failure: Task 1 in stage {stage}.0 failed 1 times, most recent failure: "
+                f"Lost task 1.0 in stage {stage}.0 (TID {tid}) ({host} executor driver): "
+                f"[CAST_INVALID_INPUT] The value 'x' cannot be cast in ioarchive_batch_{view}")
+
+    first = stable_message(message(12, 345, "0" * 32, "hostA"))
+    assert first == stable_message(message(57, 1201, "ab" * 16, "hostB"))
+    assert "[CAST_INVALID_INPUT] The value 'x' cannot be cast" in first
