@@ -28,7 +28,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -392,11 +392,22 @@ def _run_suites(
                     window.append(unit)
                 unit = window.pop(0)
                 started = time.monotonic()
+                waits = {"waited": 0.0, "spark": 0.0}
+
+                def prefetched(unit: _Unit = unit, waits: dict = waits) -> dict[str, dict[str, Any]]:
+                    """The worker's query results, waited for only when GX needs them (after the
+                    column-map pass, which runs in GX meanwhile)."""
+                    if unit.prefetch is None:
+                        return {}
+                    t0 = time.monotonic()
+                    results, waits["spark"] = unit.prefetch.result()
+                    waits["waited"] = time.monotonic() - t0
+                    return results
+
                 try:
-                    prefetched, spark_seconds = unit.prefetch.result() if unit.prefetch else ({}, 0.0)
-                    waited = time.monotonic() - started
-                    if unit.variant not in contexts:
-                        contexts[unit.variant] = _gx_context(layout.validation_dir(unit.variant))
+                    for variant in dict.fromkeys(u[0] for u in units):
+                        if variant not in contexts:
+                            contexts[variant] = _gx_context(layout.validation_dir(variant))
                     outcomes[(unit.variant, unit.name)] = _run_suite(
                         contexts[unit.variant], layout, unit.variant, unit.name, unit.suite, unit.frame,
                         tables, identifiers, require_media_index, prefetched,
@@ -405,8 +416,8 @@ def _run_suites(
                     if unit.cached:
                         unit.frame.unpersist()
                 timings[(unit.variant, unit.name)] = round(time.monotonic() - started, 1)
-                log.info("suite %s: queries %.1f s in a worker (waited %.1f s for them), GX %.1f s",
-                         unit.name, spark_seconds, waited, time.monotonic() - started - waited)
+                log.info("suite %s: queries %.1f s in a worker (GX waited %.1f s for them), suite %.1f s",
+                         unit.name, waits["spark"], waits["waited"], time.monotonic() - started)
         finally:
             for unit in window:  # an error stopped the loop: wait for the workers, free caches
                 if unit.prefetch is not None:
@@ -430,7 +441,7 @@ def _run_suite(
     tables: ReleaseTables,
     identifiers: IdentifierSet,
     require_media_index: bool,
-    prefetched: dict[str, dict[str, Any]],
+    prefetched: Callable[[], dict[str, dict[str, Any]]],
 ) -> SuiteOutcome:
     """Validate one suite with GX in the variant's project; store its (redacted) result there."""
     from great_expectations.core import ExpectationSuite
@@ -560,7 +571,7 @@ def _finish_variant(
 
 
 def _validate_suite(
-    batch: Any, suite: Any, detail_format: dict[str, Any], prefetched: dict[str, dict[str, Any]]
+    batch: Any, suite: Any, detail_format: dict[str, Any], prefetched: Callable[[], dict[str, dict[str, Any]]]
 ) -> Any:
     """Validate ``suite`` on ``batch``; return one suite result with the results in suite order.
 
@@ -570,7 +581,8 @@ def _validate_suite(
     unexpected counts and the Spark engine bundles those into one aggregation per table; only
     the ones that failed run again at ``detail_format``, together with every other expectation
     (schema checks need no Spark job, and the query expectations of the suite were computed as
-    one Spark job in a worker thread: ``prefetched``). A clean release never pays for details; a
+    one Spark job in a worker thread: ``prefetched()``, waited for only after the first pass). A
+    clean release never pays for details; a
     failing expectation gets the same result as in a single detailed run. Passing column map
     expectations show no observed value in Data Docs (it would read "0 unexpected").
     """
@@ -592,7 +604,6 @@ def _validate_suite(
     results = {}
     started = time.monotonic()
     with shared_query_results() as memo:
-        memo.update(prefetched)
         if map_keys:
             quick = batch.validate(subset(map_keys), result_format={"result_format": "BOOLEAN_ONLY"})
             log.debug("suite %s: %d column map expectations, %.1f s", suite.name, len(map_keys), time.monotonic() - started)
@@ -600,6 +611,7 @@ def _validate_suite(
             other_keys |= {k for k, r in results.items() if not r.success}
             if not other_keys:
                 return quick
+        memo.update(prefetched())
         started = time.monotonic()
         detailed = batch.validate(subset(other_keys), result_format=detail_format)
         log.debug("suite %s: %d other expectations, %.1f s", suite.name, len(other_keys), time.monotonic() - started)
