@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import unquote, urlparse
 
 from ioarchive.schema import ACCOUNT_COLUMNS, MEDIA_INDEX_COLUMNS, POST_COLUMNS, VARIANTS
 from ioarchive.staging import StagingLayout
@@ -53,6 +54,9 @@ class ReleaseTables:
     frames: dict[tuple[str, str], DataFrame | None] = field(default_factory=dict)
     missing: dict[tuple[str, str], str] = field(default_factory=dict)
     deletions_known: bool = False
+    sources: dict[tuple[str, str], list[Path]] = field(default_factory=dict)
+    """The files each frame reads (Parquet files as Spark lists them, the CSV zips): what the
+    summary records checksums of. Empty for frames a caller built."""
 
     def get(self, variant: str, table: str) -> DataFrame | None:
         return self.frames.get((variant, table))
@@ -75,7 +79,10 @@ def load_release_tables(
             ("posts", parquet / "tweets"),
             ("media_index", parquet / "media_index.parquet"),
         ):
-            tables.frames[(variant, table)] = _read_parquet(spark, path, tables.missing, (variant, table))
+            frame = _read_parquet(spark, path, tables.missing, (variant, table))
+            tables.frames[(variant, table)] = frame
+            if frame is not None:
+                tables.sources[(variant, table)] = input_files(frame)
         if with_csv:
             scratch = csv_scratch / variant
             users = [layout.users_csv_zip(variant)]
@@ -90,7 +97,20 @@ def load_release_tables(
         for key, future in unpacked.items():
             folder = future.result()
             tables.frames[key] = None if folder is None else _read_csv_folder(spark, folder)
+            if folder is not None:
+                tables.sources[key] = [z for z in csv_jobs[key][0] if z.exists()]
     return tables
+
+
+def input_files(frame: DataFrame) -> list[Path]:
+    """Local paths of the files Spark reads for ``frame`` (its file listing, hidden files excluded)."""
+    paths = []
+    for uri in frame.inputFiles():
+        parsed = urlparse(uri)
+        if parsed.scheme not in ("", "file"):
+            raise ValueError(f"validated file {uri} is not on the local staging filesystem")
+        paths.append(Path(unquote(parsed.path)))
+    return sorted(paths)
 
 
 def register_views(

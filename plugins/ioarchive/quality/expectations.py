@@ -52,7 +52,8 @@ def shared_query_results() -> Iterator[dict[str, dict[str, Any]]]:
 
     The block must cover ONE batch (one DataFrame): results are keyed by query text only. The
     gate validates a suite in two passes (pass/fail first, details for what failed); without
-    this the second pass would rerun the leak query over every post.
+    this the second pass would rerun the leak query over every post. The gate seeds the memo
+    with the results of ``offending_rows`` computed ahead in a worker thread.
     """
     memo: dict[str, dict[str, Any]] = {}
     token = _QUERY_RESULTS.set(memo)
@@ -62,29 +63,6 @@ def shared_query_results() -> Iterator[dict[str, dict[str, Any]]]:
         _QUERY_RESULTS.reset(token)
 
 
-def prefetch_offending_rows(df: DataFrame, queries: Iterable[str]) -> int:
-    """Compute the offending-rows queries of one batch as ONE Spark job, into the current memo.
-
-    Spark's per-job overhead (a few tenths of a second) times the 43 query expectations of the
-    suites is most of the gate's time on a small release; each query still reads its tables.
-    Returns how many queries were computed; 0 outside ``shared_query_results`` or when the
-    combined query fails (logged at debug), in which case every expectation computes (and
-    reports the error of) its own query.
-    """
-    memo = _QUERY_RESULTS.get()
-    if memo is None:
-        return 0
-    todo = list(dict.fromkeys(q for q in queries if q not in memo))
-    if not todo:
-        return 0
-    try:
-        memo.update(offending_rows(df, todo))
-    except Exception as exc:  # noqa: BLE001 - each expectation reruns its own query and reports its error
-        log.debug("combined offending-rows query failed (%s); expectations run one query each", exc)
-        return 0
-    return len(todo)
-
-
 def offending_rows(df: DataFrame, queries: list[str]) -> dict[str, dict[str, Any]]:
     """``{query: {"count": total rows, "rows": first MAX_EXAMPLES rows}}`` in one Spark job.
 
@@ -92,13 +70,17 @@ def offending_rows(df: DataFrame, queries: list[str]) -> dict[str, dict[str, Any
     ``UNION ALL``; rows are ordered by that JSON text (the row key comes first), so examples are
     deterministic. Count and examples come from the same execution: the stock
     ``unexpected_rows_query`` metrics run a query twice (rows, then count).
+
+    Pure Spark, no GX call: the gate runs it in worker threads while GX (not thread-safe)
+    validates another suite in the main thread. ``{batch}`` is substituted as GX does
+    (``str.format``, braces of the query doubled).
     """
     spark = df.sparkSession
     view = f"ioarchive_batch_{uuid.uuid4().hex}"
     df.createOrReplaceTempView(view)
     branches = " UNION ALL ".join(
         f"SELECT {i} AS __q, to_json(struct(*), map('ignoreNullFields', 'false')) AS __row "
-        f"FROM ({OffendingRowsSummary._format_query(q, batch=view)})"
+        f"FROM ({_format_query(q, view)})"
         for i, q in enumerate(queries)
     )
     combined = (
@@ -118,6 +100,13 @@ def offending_rows(df: DataFrame, queries: list[str]) -> dict[str, dict[str, Any
         entry["count"] = int(row["__total"])
         entry["rows"].append(json.loads(row["__row"]))
     return results
+
+
+def _format_query(query: str, view: str) -> str:
+    try:
+        return query.format(batch=view)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"offending-rows query does not format ({exc}); double its literal braces: {query}") from None
 
 
 class OffendingRowsSummary(QueryMetricProvider):
@@ -282,8 +271,8 @@ def leak_query(row_key: str, identifier_view: str, column_groups: Iterable[Itera
         "SELECT DISTINCT CASE WHEN raw_keys.token IS NULL THEN leaks.row_key\n"
         "                     ELSE '[raw identifier redacted]' END AS row_key,\n"
         "       leaks.kind\n"
-        "FROM leaks LEFT JOIN raw_keys ON lower(leaks.row_key) = raw_keys.token\n"
-    )
+        "FROM leaks LEFT JOIN raw_keys ON lower(leaks.row_key) = raw_keys.token"
+    )  # no trailing newline: GX strips the query's whitespace, and the gate's prefetch is keyed by its text
 
 
 def _jsonable(row: Any) -> Any:
