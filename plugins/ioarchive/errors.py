@@ -77,6 +77,14 @@ class QualityGateFailed(ReleaseError, NotRetryable):
     """An expectation suite failed: retrying cannot help, the data must change."""
 
 
+class SummaryError(ReleaseError, NotRetryable):
+    """A quality summary is missing, unreadable or records no checksums: rerun the quality gate."""
+
+
+class StagedFilesChanged(ReleaseError, NotRetryable):
+    """Files the quality gate read changed while it ran: find the writer, then rerun the gate."""
+
+
 # --- books, media, manifest -------------------------------------------------------------------
 
 class ReconciliationError(ReleaseError, NotRetryable):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import uuid
 
 import pytest
@@ -24,10 +23,10 @@ from ioarchive.publish.preconditions import (
     QUALITY_SUMMARY,
     PublicationPreconditionFailed,
     check_publication,
-    summary_checksums,
 )
 from ioarchive.publish.store import S3ObjectStore, ensure_buckets
 from ioarchive.publish.upload import PublishRefused, publish_release
+from ioarchive.quality.summary import SUMMARY_FORMAT, write_summary
 from ioarchive.render.manifest import refresh_signoffs
 from support.release import VARIANTS, rewrite_release, write_release
 from support.s3 import MotoServer
@@ -74,8 +73,8 @@ def _with_checksums(layout) -> None:
             for p in sorted(release_dir.rglob("*"))
             if p.is_file() and (p.name.endswith(f"_csv_{variant}.zip") or "parquet/" in p.relative_to(release_dir).as_posix())
         }
-        path = layout.validation_dir(variant) / "summary.json"
-        path.write_text(json.dumps({"success": True, "suites": {}, "files": files}))
+        write_summary(layout, variant, {"format": SUMMARY_FORMAT, "release_id": layout.release_id, "variant": variant,
+                                        "success": True, "suites": {}, "files": files})
 
 
 @pytest.fixture()
@@ -213,20 +212,14 @@ def test_a_parquet_part_added_after_validation_is_not_validated(layout):
                           investigation_ids=[], open_investigations=lambda c, i: [])
 
 
-def test_without_recorded_checksums_a_file_newer_than_the_summary_is_refused(layout):
-    """Interim: until the quality summary records checksums, modification times stand in for them."""
+def test_a_summary_without_checksums_is_refused(layout):
+    """A summary that does not say which bytes were validated cannot vouch for the staged ones."""
     _approve(layout)
     for variant in VARIANTS:
-        (layout.validation_dir(variant) / "summary.json").write_text(json.dumps({"success": True, "suites": {}}))
-    check = functools.partial(check_publication, layout, run_id=RUN, triggering_user=TRIGGER, reviewers=REVIEWERS,
-                              campaign_id=CAMPAIGN, investigation_ids=[], open_investigations=lambda c, i: [])
-    check()  # nothing changed since validation
-    changed = layout.parquet_dir("hashed") / "users.parquet"
-    summary = layout.validation_dir("hashed") / "summary.json"
-    changed.write_bytes(changed.read_bytes() + b"x")
-    os.utime(changed, ns=(summary.stat().st_mtime_ns + 10**9, summary.stat().st_mtime_ns + 10**9))
-    with pytest.raises(PublicationPreconditionFailed, match=r"hashed files changed after the quality gate .*users.parquet"):
-        check()
+        layout.validation_summary(variant).write_text(json.dumps({"success": True, "suites": {}}))
+    with pytest.raises(PublicationPreconditionFailed, match="records no checksums of the validated files"):
+        check_publication(layout, run_id=RUN, triggering_user=TRIGGER, reviewers=REVIEWERS, campaign_id=CAMPAIGN,
+                          investigation_ids=[], open_investigations=lambda c, i: [])
 
 
 def test_a_failed_or_missing_summary_is_refused(layout):
@@ -237,14 +230,4 @@ def test_a_failed_or_missing_summary_is_refused(layout):
         check_publication(layout, run_id=RUN, triggering_user=TRIGGER, reviewers=REVIEWERS, campaign_id=CAMPAIGN,
                           investigation_ids=[], open_investigations=lambda c, i: [])
     assert "does not record a passed validation of the hashed variant" in str(info.value)
-    assert "the unhashed variant was never validated" in str(info.value)
-
-
-@pytest.mark.parametrize("raw", [
-    {"files": {"release/hashed/a.zip": "ab"}},
-    {"files": [{"name": "a.zip", "sha256": "ab"}]},
-    {"checksums": {"a.zip": {"sha256": "ab"}}},
-])
-def test_summary_checksum_shapes(raw):
-    assert summary_checksums({"success": True, **raw}, "hashed") == {"a.zip": "ab"}
-    assert summary_checksums({"success": True}, "hashed") is None
+    assert "unhashed: " in str(info.value) and "summary.json is missing" in str(info.value)

@@ -341,11 +341,11 @@ def test_reviewer_summary_counts_changes_quality_and_links(tmp_path) -> None:
     for f in previous["files"]:
         if f["name"] == "parquet/users.parquet":
             f["sha256"] = "f" * 64
-    write_json(layout.validation_dir("hashed") / "summary.json",
-               {"hashed": {"success": False, "suites": {
+    write_json(layout.validation_summary("hashed"),
+               {"success": False, "suites": {
                    "posts": {"success": False, "failed": [{"expectation": "expect_column_values_to_not_be_null",
                                                            "column": "tweet_time", "observed": 2, "examples": []}]},
-                   "accounts": {"success": True, "failed": []}}}})
+                   "accounts": {"success": True, "failed": []}}})
     text = render_reviewer_summary(
         layout.root, RELEASE_ID, previous_manifest=previous,
         readme_urls={"hashed": "https://review.example/hashed/README.md"},

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ioarchive import settings
-from ioarchive.errors import QualityGateFailed, ReconciliationError, is_retryable
+from ioarchive.errors import QualityGateFailed, ReconciliationError, SummaryError, is_retryable
 from ioarchive.request.campaign import Campaign, ReleaseParams
 from ioarchive.schema import VARIANTS
 from ioarchive.spark.job_settings import StepSettings
@@ -155,17 +155,16 @@ def quality_gate(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def quality_verdict(layout: StagingLayout) -> dict[str, bool]:
-    """Each variant's verdict from its ``summary.json``; raise QualityGateFailed unless all passed."""
+    """Each variant's verdict from its quality summary; raise QualityGateFailed unless all passed."""
+    from ioarchive.quality.summary import load_summary
+
     results: dict[str, bool] = {}
-    failed = []
     for variant in VARIANTS:
-        path = layout.validation_summary(variant)
-        if not path.exists():
-            raise QualityGateFailed(f"release {layout.release_id}: the quality step wrote no {path}; see the log above")
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        results[variant] = bool(summary.get("success"))
-        if not summary.get("success"):
-            failed.append(f"{variant} ({path})")
+        try:
+            results[variant] = load_summary(layout, variant)["success"] is True
+        except SummaryError as exc:
+            raise QualityGateFailed(f"release {layout.release_id}: {exc}; see the quality step's log above") from None
+    failed = [f"{v} ({layout.validation_summary(v)})" for v, ok in results.items() if not ok]
     if failed:
         raise QualityGateFailed(
             f"release {layout.release_id}: data quality gate failed for {', '.join(failed)}; "

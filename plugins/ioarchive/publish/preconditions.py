@@ -26,7 +26,6 @@ passed.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -34,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ioarchive.errors import PublishRefused
-from ioarchive.files import sha256_file
+from ioarchive.errors import PublishRefused, SummaryError
 from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, run_signoffs
 from ioarchive.schema import VARIANTS
 from ioarchive.staging import StagingLayout
@@ -162,36 +160,6 @@ _VALIDATED = re.compile(r"^(parquet/.+|[a-z0-9_]+_(users|tweets)_csv_(hashed|unh
 """Release files the quality gate reads (``ioarchive.quality.data``): Parquet tables and CSV zips."""
 
 
-def summary_checksums(summary: Mapping[str, Any], variant: str) -> dict[str, str] | None:
-    """SHA-256 per validated file as the quality summary records it, or None if it records none.
-
-    Interim reader until ``ioarchive.quality.summary`` lands (that module owns the format).
-    Accepted: ``files`` (or ``checksums``/``validated_files``) as ``{name: sha256}``,
-    ``{name: {"sha256": ...}}`` or ``[{"name"|"path": ..., "sha256": ...}]``; names relative to
-    ``release/<variant>/`` (a leading ``release/<variant>/`` is stripped).
-    """
-    for key in ("files", "checksums", "validated_files"):
-        raw = summary.get(key)
-        if raw:
-            break
-    else:
-        return None
-    pairs: list[tuple[str, Any]]
-    if isinstance(raw, Mapping):
-        pairs = list(raw.items())
-    elif isinstance(raw, list):
-        pairs = [(str(item.get("name") or item.get("path") or ""), item) for item in raw if isinstance(item, Mapping)]
-    else:
-        return None
-    prefix = f"release/{variant}/"
-    out: dict[str, str] = {}
-    for name, value in pairs:
-        sha = value.get("sha256") if isinstance(value, Mapping) else value
-        name = str(name)
-        out[name[len(prefix):] if name.startswith(prefix) else name] = str(sha or "")
-    return out
-
-
 def _release_files(release_dir: Path) -> list[str]:
     if not release_dir.is_dir():
         return []
@@ -200,58 +168,34 @@ def _release_files(release_dir: Path) -> list[str]:
 
 
 def check_quality_summaries(layout: StagingLayout, variants: Iterable[str] = VARIANTS) -> list[Problem]:
-    """Both variants' summaries passed and their checksums equal the staged bytes."""
+    """Both variants' summaries passed, and the staged files are the bytes the gate validated.
+
+    The summary (``ioarchive.quality.summary``, written only by the gate) records the SHA-256 of
+    every file the suites read; a validated file changed or removed since, or a table file added
+    after the gate, refuses publication.
+    """
+    from ioarchive.quality.summary import changed_since_validation, load_summary, validated_checksums
+
     problems: list[Problem] = []
     for variant in variants:
-        path = layout.validation_dir(variant) / "summary.json"
         try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            problems.append(Problem(QUALITY_SUMMARY, f"{path} is missing: the {variant} variant was never validated"))
+            summary = load_summary(layout, variant)
+            if summary["success"] is not True:
+                problems.append(Problem(QUALITY_SUMMARY, f"{layout.validation_summary(variant)} does not record a "
+                                                         f"passed validation of the {variant} variant"))
+                continue
+            recorded = validated_checksums(layout, variant)
+            changed = [f"{name} (validated, now {why})" for name, why in changed_since_validation(layout, variant).items()]
+        except SummaryError as exc:
+            problems.append(Problem(QUALITY_SUMMARY, f"{variant}: {exc}"))
             continue
-        except (OSError, json.JSONDecodeError) as exc:
-            problems.append(Problem(QUALITY_SUMMARY, f"{path} cannot be read ({exc})"))
-            continue
-        if not isinstance(summary, dict) or summary.get("success") is not True:
-            problems.append(Problem(QUALITY_SUMMARY, f"{path} does not record a passed validation of the {variant} "
-                                                     "variant"))
-            continue
-        release_dir = layout.release_dir(variant)
-        staged = [n for n in _release_files(release_dir) if _VALIDATED.match(n)]
-        recorded = summary_checksums(summary, variant)
-        if recorded is None:
-            problems += _changed_since_summary(path, release_dir, staged, variant)
-            continue
-        changed = []
-        for name in sorted(set(recorded) | set(staged)):
-            if name not in recorded:
-                changed.append(f"{name} (not validated)")
-            elif not (release_dir / name).is_file():
-                changed.append(f"{name} (validated, now missing)")
-            elif sha256_file(release_dir / name) != recorded[name]:
-                changed.append(f"{name} (bytes differ from the validated ones)")
+        staged = [n for n in _release_files(layout.release_dir(variant)) if _VALIDATED.match(n)]
+        changed += [f"{name} (not validated)" for name in staged if name not in recorded]
         if changed:
             problems.append(Problem(QUALITY_SUMMARY, f"{variant} files changed after the quality gate: "
-                                                     f"{', '.join(changed[:10])}; rerun the quality gate and "
+                                                     f"{', '.join(sorted(changed)[:10])}; rerun the quality gate and "
                                                      "the publication sign-off"))
     return problems
-
-
-def _changed_since_summary(summary_path: Path, release_dir: Path, staged: list[str], variant: str) -> list[Problem]:
-    """Interim check while summaries record no checksums: no validated file is newer than the summary.
-
-    The quality step writes ``summary.json`` after reading every file; a validated file written
-    later was not what the gate saw. Weaker than checksums (a copy that keeps the modification
-    time passes); remove once ``ioarchive.quality.summary`` records them.
-    """
-    log.warning("%s records no checksums of the validated files; comparing modification times instead",
-                summary_path)
-    validated_at = summary_path.stat().st_mtime_ns
-    newer = [n for n in staged if (release_dir / n).stat().st_mtime_ns > validated_at]
-    if not newer:
-        return []
-    return [Problem(QUALITY_SUMMARY, f"{variant} files changed after the quality gate ({summary_path}): "
-                                     f"{', '.join(newer[:10])}; rerun the quality gate and the publication sign-off")]
 
 
 # --- all of them --------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ioarchive.devtools import drills
-from ioarchive.errors import PublishConflict, PublishFailed, PublishRefused
+from ioarchive.errors import PublishConflict, PublishFailed, PublishRefused, SummaryError
 from ioarchive.publish.store import (
     Encryption,
     ObjectInfo,
@@ -110,21 +110,18 @@ def version_prefix(release_id: str, version: int) -> str:
 
 
 def check_quality_gate(layout: StagingLayout) -> None:
-    """Refuse unless every variant's GX summary says ``success: true`` (gate 3)."""
+    """Refuse unless every variant's quality summary says ``success: true`` (gate 3)."""
+    from ioarchive.quality.summary import load_summary
+
     for variant in VARIANTS:
-        path = layout.validation_dir(variant) / "summary.json"
         try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+            summary = load_summary(layout, variant)
+        except SummaryError as exc:
+            raise PublishRefused(f"quality gate: {exc}") from None
+        if summary["success"] is not True:
             raise PublishRefused(
-                f"quality gate: {path} is missing; run `ioarchive validate` for release {layout.release_id} first"
-            ) from None
-        except json.JSONDecodeError as exc:
-            raise PublishRefused(f"quality gate: {path} is not valid JSON ({exc}); rerun validation") from None
-        if not isinstance(summary, dict) or summary.get("success") is not True:
-            raise PublishRefused(
-                f"quality gate: the {variant} variant of {layout.release_id} did not pass validation ({path}); "
-                "fix the data and rerun the release, nothing was published"
+                f"quality gate: the {variant} variant of {layout.release_id} did not pass validation "
+                f"({layout.validation_summary(variant)}); fix the data and rerun the release, nothing was published"
             )
 
 

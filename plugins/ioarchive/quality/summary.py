@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ioarchive.errors import SummaryError
 from ioarchive.files import atomic_write_bytes, sha256_file
 from ioarchive.schema import VARIANTS
 from ioarchive.staging import StagingLayout
@@ -44,19 +45,12 @@ SUMMARY_NAME = "summary.json"
 RUN_INFO_NAME = "run.json"
 
 
-class SummaryError(RuntimeError):
-    """summary.json is missing, unreadable or lacks what the caller needs (message says which)."""
 
 
-class StagedFilesChanged(RuntimeError):
-    """A file the gate validated changed (or vanished) while the gate ran: nothing is recorded.
-
-    Not a data-quality failure: rerun the gate on the settled staging folder.
-    """
 
 
 def summary_path(layout: StagingLayout, variant: str) -> Path:
-    return layout.validation_dir(variant) / SUMMARY_NAME
+    return layout.validation_summary(variant)
 
 
 def run_info_path(layout: StagingLayout, variant: str) -> Path:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ioarchive import resources
+from ioarchive.errors import SummaryError
 from ioarchive.files import atomic_write_text
 from ioarchive.humanize import CATALOG_DECIMALS, README_DECIMALS, human_size
 from ioarchive.render.manifest import (
@@ -485,18 +486,16 @@ def _diff(previous: dict[str, Any] | None, current: dict[str, Any]) -> dict[str,
 
 
 def load_quality(layout: StagingLayout, variant: str) -> dict[str, Any] | None:
-    """``validation/<variant>/summary.json`` as ``{success, suites}``, or None if absent/unreadable."""
-    path = layout.validation_dir(variant) / "summary.json"
-    if not path.exists():
+    """The variant's quality summary (``ioarchive.quality.summary``), or None if the gate has not run."""
+    from ioarchive.quality.summary import load_summary
+
+    if not layout.validation_summary(variant).exists():
         return None
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        log.warning("data-quality summary %s is unreadable (%s); the reviewer summary says so", path, exc)
+        return load_summary(layout, variant)
+    except SummaryError as exc:
+        log.warning("data-quality summary of %s is unreadable (%s); the reviewer summary says so", variant, exc)
         return {"success": False, "unreadable": str(exc), "suites": {}}
-    if isinstance(doc, dict) and isinstance(doc.get(variant), dict):
-        doc = doc[variant]
-    return doc if isinstance(doc, dict) else None
 
 
 def render_reviewer_summary(
