@@ -80,3 +80,12 @@ def test_a_gate_assigned_by_name_accepts_that_user_only():
     assert check(None, assigned_users={"reviewer_a"}, user=FabUser(3, "reviewer_a"))
     assert not check(None, assigned_users={"reviewer_a"}, user=FabUser(4, "reviewer_b"))
     assert check(None, assigned_users={"4"}, user=FabUser(4, "reviewer_b"))  # stock behaviour kept
+
+
+def test_the_roles_file_ships_in_the_wheel():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert "airflow/roles.json" in pyproject["tool"]["setuptools"]["package-data"]["ioarchive"]
+    assert access.ROLES_FILE.exists()
