@@ -89,3 +89,12 @@ def test_the_roles_file_ships_in_the_wheel():
     pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
     assert "airflow/roles.json" in pyproject["tool"]["setuptools"]["package-data"]["ioarchive"]
     assert access.ROLES_FILE.exists()
+
+
+def test_apply_from_the_environment_needs_every_password(monkeypatch, capsys):
+    """docker-compose's airflow-init: users from IOARCHIVE_AIRFLOW_USERS, refused before any DB work."""
+    monkeypatch.setenv(access.USERS_ENV, "admin:Admin,reviewer_a:ioarchive_reviewer")
+    monkeypatch.setenv("ADMIN_PASSWORD", "x" * 16)
+    monkeypatch.delenv("REVIEWER_A_PASSWORD", raising=False)
+    assert access.main(["apply"]) == 2
+    assert "REVIEWER_A_PASSWORD" in capsys.readouterr().err

@@ -126,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         data = json.loads(Path(args.users_json).read_text())
         users = {u: (v["role"], v["password"]) for u, v in data.items()}
     else:
-        spec = parse_users(os.environ.get(USERS_ENV, ""))
+        from ioarchive import settings
+
+        spec = parse_users(settings.get(USERS_ENV) or "")
         missing = [password_env(u) for u in spec if not os.environ.get(password_env(u))]
         if missing:
             print(f"access: set {', '.join(missing)}", file=sys.stderr)
