@@ -9,9 +9,9 @@ USER root
 RUN apt-get update \
  && apt-get install -y --no-install-recommends default-jre-headless unzip \
  && rm -rf /var/lib/apt/lists/* \
- && mkdir -p /data/staging /data/campaigns /opt/airflow/auth \
- && chown -R airflow:root /data /opt/airflow/auth \
- && chmod 0770 /data/staging /opt/airflow/auth
+ && mkdir -p /data/staging /data/campaigns \
+ && chown -R airflow:root /data \
+ && chmod 0770 /data/staging
 ENV JAVA_HOME=/usr/lib/jvm/default-java
 
 USER airflow

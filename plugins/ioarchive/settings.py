@@ -86,6 +86,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
        variable=False),
     _s("IOARCHIVE_GIT_COMMIT", None, "code version recorded in manifests (default: git rev-parse HEAD)",
        variable=False),
+    # Airflow users (python -m ioarchive.airflow.access apply; docker-compose's airflow-init)
+    _s("IOARCHIVE_AIRFLOW_USERS", None, "user:role,... to create in Airflow (passwords from <USER>_PASSWORD)",
+       variable=False),
     # the local development stack (ioarchive.devtools.stack, make up / make demo)
     _s("IOARCHIVE_API_PORT", "8080", "port of the local stack's Airflow API server", variable=False),
     _s("IOARCHIVE_S3_PORT", "0", "port of the local stack's S3 server (0: any free port)", variable=False),

@@ -14,12 +14,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from ioarchive.airflow import access
+from ioarchive.devtools.stack import USER_ROLES
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yaml"
@@ -298,9 +299,44 @@ def check_dockerfile_matches_lock(dockerfile_text: str, lock_text: str) -> list[
     return []
 
 
+def check_access(compose: dict[str, Any]) -> list[str]:
+    """The FAB auth manager everywhere, and airflow-init creating the local stack's users and roles."""
+    svcs = services(compose)
+    problems = []
+    for name in (*AIRFLOW_RUNTIME, "airflow-init"):
+        env = environment(svcs.get(name, {}))
+        if env.get("AIRFLOW__CORE__AUTH_MANAGER") != access.AUTH_MANAGER:
+            problems.append(f"{name}: auth manager is {env.get('AIRFLOW__CORE__AUTH_MANAGER')!r}, "
+                            f"expected {access.AUTH_MANAGER}")
+        problems += [f"{name}: {k} configures the simple auth manager" for k in env if "SIMPLE_AUTH_MANAGER" in k]
+    init = svcs.get("airflow-init", {})
+    env = environment(init)
+    try:
+        users = access.parse_users(str(env.get(access.USERS_ENV, "")))
+    except ValueError as exc:
+        return [*problems, f"airflow-init: {exc}"]
+    if users != USER_ROLES:
+        problems.append(f"airflow-init: {access.USERS_ENV} gives {users}, the local stack gives {USER_ROLES}")
+    for user in users:
+        value = str(env.get(access.password_env(user), ""))
+        if not REQUIRED_VAR.search(value):
+            problems.append(f"airflow-init: {access.password_env(user)} is not a required ${{VAR:?}} from .env")
+    admins = [u for u, role in users.items() if role == access.ROLE_ADMIN]
+    if len(admins) != 1:
+        problems.append(f"airflow-init: {len(admins)} administrators ({admins}), expected exactly one")
+    reviewers = [r.strip() for r in str(environment(svcs.get(TASK_RUNNER, {})).get("IOARCHIVE_REVIEWERS", "")).split(",")]
+    problems += [f"default reviewer {r!r} does not have the role {access.ROLE_REVIEWER}"
+                 for r in reviewers if users.get(r) != access.ROLE_REVIEWER]
+    script = str((init.get("command") or [""])[-1])
+    migrate, apply = script.find("airflow db migrate"), script.find("python -m ioarchive.airflow.access apply")
+    if migrate < 0 or apply < migrate:
+        problems.append("airflow-init: does not run `python -m ioarchive.airflow.access apply` after `airflow db migrate`")
+    return problems
+
+
 ALL_COMPOSE_CHECKS = (
     check_services, check_images_pinned, check_ports_loopback, check_volumes_declared,
-    check_healthchecks, check_depends_on, check_no_plaintext_secrets, check_spark_wiring,
+    check_healthchecks, check_depends_on, check_no_plaintext_secrets, check_spark_wiring, check_access,
 )
 
 
@@ -388,22 +424,15 @@ def test_minio_policies_render_to_the_intended_json(compose):
     assert 'mc encrypt set sse-s3 "local/$MEM"' in script and 'mc anonymous set none "local/$MEM"' in script
 
 
-def test_airflow_init_writes_the_named_users_passwords(compose, tmp_path):
-    """The password writer of airflow-init, run for real, makes the simple auth manager's file."""
-    script = embedded_scripts(compose)["airflow-init"]
-    program = _heredoc(script, "python - <<'PY'", "PY")
-    target = tmp_path / "passwords.json"
+def test_compose_users_have_the_local_stacks_roles(compose):
+    """airflow-init creates the same users with the same single role as the local stack."""
     env = environment(services(compose)["airflow-init"])
-    secrets = {k: f"pw-{k.lower()}" for k in env if k.endswith("_PASSWORD") and k.split("_")[0] != "AIRFLOW"}
-    subprocess.run([sys.executable, "-c", program], check=True, capture_output=True,
-                   env={"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(target), **secrets})
-    written = json.loads(target.read_text())
-    users = [u.split(":")[0] for u in env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"].split(",")]
-    assert sorted(written) == sorted(users)
-    assert written["reviewer_a"] == "pw-reviewer_a_password"
-    assert target.stat().st_mode & 0o777 == 0o600
-    reviewers = env["IOARCHIVE_REVIEWERS"].split(",")
-    assert set(reviewers) <= set(users) and len(reviewers) >= 2
+    users = access.parse_users(env[access.USERS_ENV])
+    assert users == USER_ROLES
+    assert users["trigger_user"] == access.ROLE_INTEGRITY and users["oncall_user"] == access.ROLE_ONCALL
+    assert [u for u, role in users.items() if role == access.ROLE_ADMIN] == ["admin"]
+    assert set(env["IOARCHIVE_REVIEWERS"].split(",")) <= {u for u, r in users.items() if r == access.ROLE_REVIEWER}
+    assert check_access(compose) == []
 
 
 def test_env_example_covers_required_secrets():
@@ -439,6 +468,9 @@ def test_checks_catch_a_broken_compose(compose, code):
     del svcs["spark-worker"]["healthcheck"]
     svcs["spark-worker"]["volumes"] = ["staging-typo:/data/staging"]
     del svcs["airflow-dag-processor"]
+    svcs["airflow-scheduler"]["environment"]["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] = "True"
+    svcs["airflow-init"]["environment"][access.USERS_ENV] = "admin:Admin,trigger_user:Admin,reviewer_a:ioarchive_reviewer"
+    svcs["airflow-init"]["environment"]["ONCALL_USER_PASSWORD"] = "hunter2hunter2"
 
     problems = all_problems(broken, code)
     expected = [
@@ -458,6 +490,10 @@ def test_checks_catch_a_broken_compose(compose, code):
         "spark-worker: long-running service without a healthcheck",
         "spark-worker: volume 'staging-typo' is not declared",
         "staging volume not mounted at one path in driver and executors",
+        "airflow-scheduler: AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS configures the simple auth manager",
+        f"airflow-init: {access.USERS_ENV} gives",
+        "airflow-init: 2 administrators",
+        "default reviewer 'reviewer_b' does not have the role",
     ]
     missing = [e for e in expected if not any(p.startswith(e) for p in problems)]
     assert missing == [], f"not reported: {missing}\nreported: {problems}"

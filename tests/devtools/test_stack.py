@@ -12,7 +12,7 @@ import os
 import stat
 import time
 
-from ioarchive.devtools.stack import PUBLIC_BUCKET, USERS, Stack, free_port
+from ioarchive.devtools.stack import PUBLIC_BUCKET, USER_ROLES, USERS, Stack, free_port
 
 
 def test_env_names_users_binds_loopback_and_matches_ports(tmp_path, monkeypatch):
@@ -20,9 +20,13 @@ def test_env_names_users_binds_loopback_and_matches_ports(tmp_path, monkeypatch)
     monkeypatch.setenv("AIRFLOW_CONN_SOMETHING_ELSE", "sqlite:///x")
     stack = Stack(state_dir=tmp_path, api_port=23456, s3_port=23457, jwt_secret="s")
     env = stack.env()
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS"] == "False"
+    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS" not in env
     assert "AIRFLOW_CONN_SOMETHING_ELSE" not in env
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == "trigger_user:admin,reviewer_a:admin,reviewer_b:admin"
+    # FAB auth manager, one role per user; only the administrator is an Airflow admin.
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == "ioarchive.airflow.auth_manager.IoarchiveFabAuthManager"
+    assert USER_ROLES == {"trigger_user": "ioarchive_integrity", "reviewer_a": "ioarchive_reviewer",
+                          "reviewer_b": "ioarchive_reviewer", "oncall_user": "ioarchive_oncall", "admin": "Admin"}
+    assert env["PYTHONPATH"].split(os.pathsep)[0].endswith("/plugins")  # this repo's ioarchive
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:23456/execution/"
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4"
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"

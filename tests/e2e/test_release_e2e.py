@@ -14,7 +14,9 @@ users, as reviewers and on-call would:
   through the REST API with the runbook's request; the published objects must be byte-identical
   to the undisturbed run's (the manifests differ only in the sign-off times);
 - a rejected attribution fails the run, names who rejected and why, publishes nothing;
-- a self-approval by the user who triggered the run fails it (four eyes);
+- a self-approval by the user who triggered the run fails it (four eyes): the administrator,
+  the only role that may both trigger and answer a gate (tests/e2e/test_roles.py shows the
+  other roles refused by the API);
 - the public bucket guard refuses the unhashed variant (library call against the same S3);
 - no retry hides a defect: every task instance of the whole release succeeded on try 1 (on
   the drill, the killed and cleared tasks on try 2);
@@ -41,7 +43,9 @@ from pathlib import Path
 import pytest
 from ioarchive.devtools import drills
 from ioarchive.devtools.stack import (
+    ADMIN_USER,
     MEMBER_BUCKET,
+    ONCALL_USER,
     PUBLIC_BUCKET,
     REVIEWERS,
     TRIGGER_USER,
@@ -92,7 +96,7 @@ def stack(request, tmp_path_factory, e2e_campaign):
         scenarios = [
             ("ok", RELEASE_OK, list(REVIEWERS)),
             ("reject", RELEASE_REJECT, list(REVIEWERS)),
-            ("self", RELEASE_SELF, [TRIGGER_USER, REVIEWER_A]),
+            ("self", RELEASE_SELF, [ADMIN_USER, REVIEWER_A]),
         ]
         if request.param == "postgresql":
             # Gates marked success (issue #17): a second full pipeline, so on the undisturbed stack
@@ -101,7 +105,7 @@ def stack(request, tmp_path_factory, e2e_campaign):
             # refused by four eyes, not merely as an unassigned user.
             scenarios.append(("mark", RELEASE_MARK, [*REVIEWERS, TRIGGER_USER]))
         the_stack.runs = {  # type: ignore[attr-defined]
-            name: _trigger(client, e2e_campaign, release_id, reviewers)
+            name: _trigger(client, e2e_campaign, release_id, reviewers, ADMIN_USER if name == "self" else TRIGGER_USER)
             for name, release_id, reviewers in scenarios
         }
         the_stack.client = client  # type: ignore[attr-defined]
@@ -112,7 +116,9 @@ def stack(request, tmp_path_factory, e2e_campaign):
             stop_stack(the_stack)
 
 
-def _trigger(client: AirflowClient, campaign: Path, release_id: str, reviewers: list[str]) -> str:
+def _trigger(
+    client: AirflowClient, campaign: Path, release_id: str, reviewers: list[str], user: str = TRIGGER_USER
+) -> str:
     run_id = f"{release_id}__{secrets.token_hex(3)}"
     conf = {
         "campaign_dir": str(campaign),
@@ -122,8 +128,8 @@ def _trigger(client: AirflowClient, campaign: Path, release_id: str, reviewers: 
         "archive_target_bytes": 512 * 1024,
         "reviewers": reviewers,
     }
-    run = client.trigger(DAG_ID, run_id, conf, TRIGGER_USER)
-    assert run["triggering_user_name"] == TRIGGER_USER
+    run = client.trigger(DAG_ID, run_id, conf, user)
+    assert run["triggering_user_name"] == user
     return run_id
 
 
@@ -224,7 +230,7 @@ def _kill_and_clear(stack: Stack, run_id: str, point: str, killed_keys: list[str
     assert not _alive(holder), f"pid {holder} ({_process_title(holder)}) outlived its killed task: it would keep writing"
     # On-call's rerun, exactly as docs/runbook.md writes it (token, then clearTaskInstances).
     script = runbook.fill(runbook.rerun_snippet(), {
-        "<you>": TRIGGER_USER, "<password>": stack.passwords()[TRIGGER_USER],
+        "<you>": ONCALL_USER, "<password>": stack.passwords()[ONCALL_USER],
         "<run id>": run_id, "<task id>": ti["task_id"],
     })
     done = runbook.run(script, env={**stack.env(), "AIRFLOW": stack.base_url})
@@ -437,14 +443,14 @@ def test_self_approval_by_the_triggering_user_fails(stack):
     client: AirflowClient = stack.client  # type: ignore[attr-defined]
     run_id = stack.runs["self"]  # type: ignore[attr-defined]
     gate = _wait_gate(stack, run_id, "attribution_signoff")
-    assert TRIGGER_USER in {u["id"] for u in gate["assigned_users"]}  # listed, yet refused below
-    client.answer(DAG_ID, run_id, "attribution_signoff", TRIGGER_USER, "Approve")
+    assert ADMIN_USER in {u["id"] for u in gate["assigned_users"]}  # listed, yet refused below
+    client.answer(DAG_ID, run_id, "attribution_signoff", ADMIN_USER, "Approve")
     assert client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=180) == "failed"
     states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
     assert states["attribution_signoff"] == "failed"
     assert states["wait_for_investigations"] == "upstream_failed"
     log = client.task_log(DAG_ID, run_id, "attribution_signoff", TRIGGER_USER)
-    assert "'trigger_user' triggered this run and cannot also approve it" in log
+    assert f"'{ADMIN_USER}' triggered this run and cannot also approve it" in log
     assert _signoffs(stack, RELEASE_SELF) == []  # a refused self-approval is not a sign-off
     _assert_nothing_published(stack, RELEASE_SELF)
 
@@ -469,7 +475,7 @@ def _clear_publish_tasks(client: AirflowClient, run_id: str) -> None:
     """On-call reruns only the publish tasks (the upstream gates stay as they are)."""
     body = {"dag_run_id": run_id, "task_ids": list(PUBLISH_TASKS), "include_downstream": False,
             "only_failed": True, "dry_run": False}
-    cleared = client.call("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", TRIGGER_USER, body)
+    cleared = client.call("POST", f"/api/v2/dags/{DAG_ID}/clearTaskInstances", ONCALL_USER, body)
     assert {t["task_id"] for t in cleared["task_instances"]} == set(PUBLISH_TASKS), cleared
 
 
@@ -489,10 +495,10 @@ def test_gates_marked_success_by_an_administrator_publish_nothing(stack, e2e_cam
     run_id = stack.runs["mark"]  # type: ignore[attr-defined]
     campaign = json.loads((e2e_campaign / "campaign.json").read_text())
 
-    # An administrator (here the triggering user) marks both gates success; no reviewer answers.
+    # An administrator marks both gates success; no reviewer answers.
     for gate in ("attribution_signoff", "publication_signoff"):
         _wait_gate(stack, run_id, gate)
-        client.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{gate}", TRIGGER_USER,
+        client.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{gate}", ADMIN_USER,
                     {"new_state": "success"})
     assert client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=1500) == "failed"
     log = _publish_attempt(client, run_id, 1)  # failed on try 1: no retry

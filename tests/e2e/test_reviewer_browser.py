@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from ioarchive.devtools.stack import (
     MEMBER_BUCKET,
+    ONCALL_USER,
     PUBLIC_BUCKET,
     REVIEWERS,
     TRIGGER_USER,
@@ -83,7 +84,7 @@ def gated(sqlite_stack, browser_campaign) -> GatedRuns:
     """Two runs on their way to the attribution gate of the session's SQLite stack.
 
     The fixture does not wait for the gates: the reviewers' login forms load meanwhile (see
-    ``reviewers``). Afterwards the runs are marked failed so that the approved one stops its
+    ``reviewers``). Afterwards on-call marks the runs failed so that the approved one stops its
     extraction instead of competing with later tests for the 2 cores.
     """
     campaign = json.loads((browser_campaign / "campaign.json").read_text())
@@ -100,7 +101,7 @@ def gated(sqlite_stack, browser_campaign) -> GatedRuns:
     finally:
         for run_id in runs.values():
             if client.run(DAG_ID, run_id, TRIGGER_USER)["state"] not in ("success", "failed"):
-                client.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", TRIGGER_USER, {"state": "failed"})
+                client.call("PATCH", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", ONCALL_USER, {"state": "failed"})
 
 
 @pytest.fixture(scope="module")

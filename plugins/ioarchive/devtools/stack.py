@@ -5,10 +5,12 @@ in its own process group so ``down`` can stop it and all its children:
 
 - ``moto_server`` on 127.0.0.1 (the public and member buckets are created in it);
 - ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with the
-  LocalExecutor, a small parallelism (2 cores), the repo's ``dags/``, named users from the simple
-  auth manager (``trigger_user`` who triggers, ``reviewer_a`` and ``reviewer_b`` who sign off;
-  no all-admins, so four eyes can be shown), SQLite metadata by default or PostgreSQL with
-  ``--metadata-db`` / ``IOARCHIVE_METADATA_DB``;
+  LocalExecutor, a small parallelism (2 cores), the repo's ``dags/``, SQLite metadata by default
+  or PostgreSQL with ``--metadata-db`` / ``IOARCHIVE_METADATA_DB``;
+- the FAB auth manager with one named user per job, each with only its role's permissions
+  (``ioarchive.airflow.access``): ``trigger_user`` (integrity team: triggers and reads),
+  ``reviewer_a`` and ``reviewer_b`` (read and answer the gates assigned to them),
+  ``oncall_user`` (reads, clears and reruns tasks) and ``admin`` (connections, Variables);
 - connections (``ioarchive_s3``, ``ioarchive_registry``) and Variables (pseudonym key, staging
   root) handed to Airflow as ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` environment variables.
 
@@ -37,13 +39,23 @@ from pathlib import Path
 from typing import Any
 
 from ioarchive import settings
+from ioarchive.airflow import access
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_STATE_DIR = REPO / "var" / "stack"
 COMPONENTS: tuple[str, ...] = ("api-server", "scheduler", "dag-processor", "triggerer")
 TRIGGER_USER = "trigger_user"
 REVIEWERS: tuple[str, ...] = ("reviewer_a", "reviewer_b")
-USERS: tuple[str, ...] = (TRIGGER_USER, *REVIEWERS)
+ONCALL_USER = "oncall_user"
+ADMIN_USER = "admin"
+USER_ROLES: dict[str, str] = {
+    TRIGGER_USER: access.ROLE_INTEGRITY,
+    **{reviewer: access.ROLE_REVIEWER for reviewer in REVIEWERS},
+    ONCALL_USER: access.ROLE_ONCALL,
+    ADMIN_USER: access.ROLE_ADMIN,
+}
+"""Each user of the stack and their one role (docker-compose.yaml gives the same)."""
+USERS: tuple[str, ...] = tuple(USER_ROLES)
 PUBLIC_BUCKET = "ioarchive-public"
 MEMBER_BUCKET = "ioarchive-members"
 S3_KEY = "testing"  # moto accepts any credentials; these never leave loopback
@@ -123,7 +135,8 @@ class Stack:
 
     @property
     def passwords_file(self) -> Path:
-        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+        """User name -> password of the stack's users (0600; Airflow keeps only hashes)."""
+        return self.state_dir / "airflow_passwords.json"
 
     @property
     def base_url(self) -> str:
@@ -219,8 +232,9 @@ class Stack:
                 "AIRFLOW__CORE__PARALLELISM": "4",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:admin" for u in USERS),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                # Every component imports ioarchive (DAG file, auth manager) from this repo's plugins/.
+                "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "plugins"), env.get("PYTHONPATH", "")) if p),
+                "AIRFLOW__CORE__AUTH_MANAGER": access.AUTH_MANAGER,
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -228,6 +242,7 @@ class Stack:
                 "AIRFLOW__API__BASE_URL": self.base_url,
                 "AIRFLOW__API__WORKERS": "1",
                 "AIRFLOW__API_AUTH__JWT_SECRET": self.jwt_secret,
+                "AIRFLOW__API__SECRET_KEY": self.jwt_secret + "-flask",
                 "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
                 "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
@@ -260,14 +275,36 @@ class Stack:
         return json.loads(self.passwords_file.read_text())
 
     def _write_passwords(self) -> None:
-        """Fix the users' passwords before the api-server starts (it keeps existing entries)."""
-        self.airflow_home.mkdir(parents=True, exist_ok=True)
+        """Fix the users' passwords (random once, kept across restarts of the same state folder)."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         existing = json.loads(self.passwords_file.read_text()) if self.passwords_file.exists() else {}
         for user in USERS:
             existing.setdefault(user, secrets.token_urlsafe(12))
         fd = os.open(self.passwords_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(json.dumps(existing) + "\n")
+
+    def _apply_access(self, env: dict[str, str]) -> None:
+        """Roles and users in the metadata DB (FAB), as docker-compose's airflow-init does."""
+        passwords = self.passwords()
+        users = {user: {"role": role, "password": passwords[user]} for user, role in USER_ROLES.items()}
+        users_file = self.state_dir / "airflow_users.json"
+        fd = os.open(users_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(users, fh)
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "ioarchive.airflow.access", "apply", "--users-json", str(users_file)],
+                env=env,
+                cwd=self.state_dir,
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            users_file.unlink(missing_ok=True)
+        (self.log_dir / "access.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            raise StackError(f"creating Airflow roles and users failed; see {self.log_dir / 'access.log'}")
 
     # --- processes -------------------------------------------------------------------------
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> int:
@@ -338,6 +375,7 @@ class Stack:
                     f"airflow db migrate failed for {self.sql_alchemy_conn.split('@')[-1]}; "
                     f"see {self.log_dir / 'db-migrate.log'}"
                 )
+            self._apply_access(env)
             for component in COMPONENTS:
                 argv = [str(venv_bin() / "airflow"), component]
                 if component == "api-server":
@@ -538,7 +576,7 @@ class AirflowClient:
     """Just enough of Airflow's REST API v2 to drive a release as named users.
 
     Each call names the user it acts as; tokens come from ``/auth/token`` with that user's
-    password (simple auth manager), so ``triggering_user_name`` and ``responded_by_user`` in
+    password (FAB auth manager), so ``triggering_user_name`` and ``responded_by_user`` in
     Airflow are real names: the four-eyes rule can be exercised and audited.
     """
 
@@ -701,7 +739,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stack up failed: {exc}", file=sys.stderr)
             return 1
         users = stack.passwords()
-        print(f"Airflow UI   {stack.base_url}  (users: {', '.join(f'{u} / {users[u]}' for u in USERS)})")
+        print(f"Airflow UI   {stack.base_url}  users (name / password / role):")
+        for user, role in USER_ROLES.items():
+            print(f"  {user:14s} {users[user]:18s} {role}")
         print(f"S3 endpoint  {stack.s3_endpoint}  buckets {PUBLIC_BUCKET}, {MEMBER_BUCKET}")
         print(f"State        {stack.state_dir}  (logs in {stack.log_dir})")
         return 0

@@ -54,7 +54,8 @@ class Signoff:
 
 
 def reviewer_users(names: Iterable[str] | str | None) -> list[dict[str, str]] | None:
-    """HITL ``assigned_users`` for reviewer user names (simple auth manager: id == name).
+    """HITL ``assigned_users`` for reviewer user names (``id`` = name: ``IoarchiveFabAuthManager``
+    matches a gate's assignment by user name, since FAB ids are row numbers).
 
     ``None`` (anyone allowed to answer HITL tasks of the DAG) when no names are given; the
     four-eyes check still applies then.
@@ -98,7 +99,8 @@ def decide(
     if not by:
         raise FourEyesViolation(
             f"{gate} sign-off was answered by an anonymous user: four eyes cannot be shown. "
-            "Run the stack with named users (simple_auth_manager_all_admins must be False)."
+            "Run Airflow with named users (the FAB auth manager; with the simple auth manager, "
+            "simple_auth_manager_all_admins must be False)."
         )
     if triggering_user and triggering_user in {by, by_id}:
         raise FourEyesViolation(
