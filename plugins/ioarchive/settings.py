@@ -20,6 +20,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ioarchive.errors import ConfigurationError
 
@@ -100,6 +101,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
 )}
 
 Lookup = Callable[[str], "str | None"]
+T = TypeVar("T")
 
 
 def airflow_variable(name: str) -> str | None:
@@ -130,20 +132,20 @@ def get(name: str, env: Mapping[str, str] | None = None) -> str | None:
     return value if value else setting.default
 
 
-def get_int(name: str, env: Mapping[str, str] | None = None) -> int:
+def _number(name: str, env: Mapping[str, str] | None, cast: Callable[[str], T], kind: str) -> T:
     raw = get(name, env)
     try:
-        return int(raw)  # type: ignore[arg-type]
+        return cast(raw)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise ConfigurationError(f"{name}={raw!r} is not a number (a whole number is expected)") from None
+        raise ConfigurationError(f"{name}={raw!r} is not a number{kind}") from None
+
+
+def get_int(name: str, env: Mapping[str, str] | None = None) -> int:
+    return _number(name, env, int, " (a whole number is expected)")
 
 
 def get_float(name: str, env: Mapping[str, str] | None = None) -> float:
-    raw = get(name, env)
-    try:
-        return float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    return _number(name, env, float, "")
 
 
 def get_json_object(name: str, value: str | None) -> dict[str, str]:
