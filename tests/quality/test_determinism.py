@@ -14,10 +14,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from ioarchive.errors import StagedFilesChanged, SummaryError
 from ioarchive.files import sha256_file
 from ioarchive.quality.summary import (
-    StagedFilesChanged,
-    SummaryError,
     changed_since_validation,
     load_summary,
     run_info_path,

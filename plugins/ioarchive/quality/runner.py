@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ioarchive import resources
+from ioarchive.errors import StagedFilesChanged
 from ioarchive.files import sha256_file
 from ioarchive.quality.summary import (
     SUMMARY_FORMAT,
-    StagedFilesChanged,
     file_state,
     run_info_path,
     summary_path,
