@@ -41,7 +41,6 @@ from ioarchive.schema import VARIANTS
 from ioarchive.staging import StagingLayout
 
 SUMMARY_FORMAT = 2
-SUMMARY_NAME = "summary.json"
 RUN_INFO_NAME = "run.json"
 
 
