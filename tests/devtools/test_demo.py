@@ -48,3 +48,25 @@ def test_an_unanswered_attribution_gate_is_named():
     details = [_detail("attribution_signoff", "2026-12-05T07:26:40Z", None), RECORDED[0]]
     with pytest.raises(ValueError, match="attribution_signoff has not been answered"):
         approval_to_gate_seconds(details)
+
+
+def test_next_version_is_one_above_the_highest_in_either_bucket():
+    from ioarchive.devtools.demo import next_version
+    from support.s3 import MotoServer
+
+    with MotoServer() as server:
+        client = server.client()
+        for bucket in ("demo-public", "demo-members"):
+            client.create_bucket(Bucket=bucket)
+        buckets = ("demo-public", "demo-members")
+        assert next_version(client, "iran_202102", buckets) == 1
+        client.put_object(Bucket="demo-public", Key="releases/iran_202102/v1/manifest.json", Body=b"{}")
+        assert next_version(client, "iran_202102", buckets) == 2
+        # v10 only in the member bucket (a publication cut short) beats v9 in the public one;
+        # numbers compare as numbers, and other releases and non-version folders do not count.
+        client.put_object(Bucket="demo-public", Key="releases/iran_202102/v9/README.md", Body=b"x")
+        client.put_object(Bucket="demo-members", Key="releases/iran_202102/v10/README.md", Body=b"x")
+        client.put_object(Bucket="demo-public", Key="releases/iran_2021020/v50/README.md", Body=b"x")
+        client.put_object(Bucket="demo-public", Key="releases/iran_202102/vnext/README.md", Body=b"x")
+        client.put_object(Bucket="demo-public", Key="releases/russia_202102/v77/README.md", Body=b"x")
+        assert next_version(client, "iran_202102", buckets) == 11

@@ -60,16 +60,22 @@ def running_stack(state_dir: Path, port: int) -> Stack:
     return stack
 
 
-def next_version(stack: Stack, release_id: str) -> int:
-    """One more than the highest version of ``release_id`` already in the public bucket."""
-    client = stack.s3_client()
-    versions = [0]
-    resp = client.list_objects_v2(Bucket=PUBLIC_BUCKET, Prefix=f"releases/{release_id}/v", Delimiter="/")
-    for prefix in resp.get("CommonPrefixes", []):
-        tail = prefix["Prefix"].rstrip("/").rsplit("/v", 1)[-1]
-        if tail.isdigit():
-            versions.append(int(tail))
-    return max(versions) + 1
+def next_version(client: Any, release_id: str, buckets: tuple[str, ...] = (PUBLIC_BUCKET, MEMBER_BUCKET)) -> int:
+    """One more than the highest version of ``release_id`` in either bucket (1 if none).
+
+    Both buckets count: a version is taken as soon as any object of it exists (a publication
+    cut short, a withdrawal record), since a published version is immutable.
+    """
+    highest = 0
+    for bucket in buckets:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"releases/{release_id}/v", Delimiter="/")
+        for page in pages:
+            for prefix in page.get("CommonPrefixes", []):
+                tail = prefix["Prefix"].rstrip("/").rsplit("/v", 1)[-1]
+                if tail.isdigit():
+                    highest = max(highest, int(tail))
+    return highest + 1
 
 
 def _timestamp(value: str) -> datetime:
@@ -129,10 +135,13 @@ def main(argv: list[str] | None = None) -> int:
         stack.set_investigation(campaign.campaign_id, investigation, "concluded", "integrity_lead")
         say(f"integrity_lead marked investigation {investigation} of {campaign.campaign_id} concluded")
 
-    version = next_version(stack, release_id)
+    version = next_version(stack.s3_client(), release_id)
     run_id = f"demo_{release_id}_v{version}_{int(time.time())}"
     conf = {"campaign_dir": str(campaign_dir.resolve()), "release_id": release_id, "version": version,
             "reviewers": list(REVIEWERS), "archive_target_bytes": 2 * 1024**2}
+    if version > 1:  # v1 is already in the buckets (the stack keeps them): this demo publishes a correction
+        conf["changelog"] = f"Demo re-release: v{version} published beside v{version - 1} by `make demo`."
+        say(f"v1..v{version - 1} of {release_id} are already published: this run publishes v{version} beside them")
     client.trigger(DAG_ID, run_id, conf, TRIGGER_USER)
     say(f"{TRIGGER_USER} triggered {DAG_ID} run {run_id} for {release_id} v{version}")
     say(f"follow it at {stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
