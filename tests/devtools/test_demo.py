@@ -18,17 +18,18 @@ def _detail(task_id: str, created_at: str, responded_at: str | None) -> dict:
     }
 
 
-# As the Airflow 3.3 REST API returns them (microseconds, a "Z" suffix), in its order (not by time).
+# Recorded from `make demo` on 2026-12-05 (GET .../dagRuns/{run}/hitlDetails, Airflow 3.3), in its order.
 RECORDED = [
-    _detail("publication_signoff", "2026-12-05T07:31:49.482113Z", "2026-12-05T07:31:52.006621Z"),
-    _detail("attribution_signoff", "2026-12-05T07:26:40.118210Z", "2026-12-05T07:26:52.739004Z"),
+    _detail("attribution_signoff", "2026-12-05T07:15:05.527187Z", "2026-12-05T07:15:07.238085Z"),
+    _detail("publication_signoff", "2026-12-05T07:24:44.680356Z", "2026-12-05T07:24:51.351532Z"),
 ]
 
 
 def test_seconds_from_the_attribution_approval_to_the_publication_gate_parking():
-    # 07:26:52.739004 -> 07:31:49.482113: the reviewers' own delays (before the first answer,
-    # between parking and the second answer) are not counted.
-    assert approval_to_gate_seconds(RECORDED) == pytest.approx(296.743109)
+    # 07:15:07.238085 -> 07:24:44.680356 (the demo printed 577 s): the reviewers' own delays
+    # (before the first answer, between parking and the second answer) are not counted.
+    assert approval_to_gate_seconds(RECORDED) == pytest.approx(577.442271)
+    assert approval_to_gate_seconds(RECORDED[::-1]) == pytest.approx(577.442271)
 
 
 def test_offsets_are_honoured():
@@ -41,11 +42,11 @@ def test_offsets_are_honoured():
 
 def test_a_run_not_yet_at_the_publication_gate_is_named():
     with pytest.raises(ValueError, match="publication_signoff"):
-        approval_to_gate_seconds(RECORDED[1:])
+        approval_to_gate_seconds(RECORDED[:1])
 
 
 def test_an_unanswered_attribution_gate_is_named():
-    details = [_detail("attribution_signoff", "2026-12-05T07:26:40Z", None), RECORDED[0]]
+    details = [_detail("attribution_signoff", "2026-12-05T07:15:05Z", None), RECORDED[1]]
     with pytest.raises(ValueError, match="attribution_signoff has not been answered"):
         approval_to_gate_seconds(details)
 
