@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
             "reviewers": list(REVIEWERS), "archive_target_bytes": 2 * 1024**2}
     if version > 1:  # v1 is already in the buckets (the stack keeps them): this demo publishes a correction
         conf["changelog"] = f"Demo re-release: v{version} published beside v{version - 1} by `make demo`."
-        say(f"v1..v{version - 1} of {release_id} are already published: this run publishes v{version} beside them")
+        say(f"{release_id} v{version - 1} is already in the buckets (kept across `make down`/`make up`): "
+            f"this run publishes v{version} beside it")
     client.trigger(DAG_ID, run_id, conf, TRIGGER_USER)
     say(f"{TRIGGER_USER} triggered {DAG_ID} run {run_id} for {release_id} v{version}")
     say(f"follow it at {stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
