@@ -3,7 +3,9 @@
 1. generate a small campaign;
 2. start the local stack (``ioarchive.devtools.stack``), or reuse the one already running;
 3. the integrity lead marks the linked investigations concluded in the registry;
-4. ``trigger_user`` triggers ``io_release`` through the REST API;
+4. ``trigger_user`` triggers ``io_release`` through the REST API, for the next free version of
+   the release in the buckets: v1 the first time, v2 beside it the next (the stack keeps its
+   buckets across ``make down``/``make up``), with a ``changelog`` from v2 on;
 5. ``reviewer_a`` approves the attribution, ``reviewer_b`` approves publication (REST API,
    each as themselves: four eyes);
 6. wait for success, print the published folders and run ``ioarchive verify`` on both;
