@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     conf = {"campaign_dir": str(campaign_dir.resolve()), "release_id": release_id, "version": version,
             "reviewers": list(REVIEWERS), "archive_target_bytes": 2 * 1024**2}
     if version > 1:  # v1 is already in the buckets (the stack keeps them): this demo publishes a correction
-        conf["changelog"] = f"Demo re-release: v{version} published beside v{version - 1} by `make demo`."
+        conf["changelog"] = f"Demo re-release: v{version} published beside v{version - 1} by make demo."
         say(f"{release_id} v{version - 1} is already in the buckets (kept across `make down`/`make up`): "
             f"this run publishes v{version} beside it")
     client.trigger(DAG_ID, run_id, conf, TRIGGER_USER)
