@@ -6,12 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: help venv check-prereqs test lint demo up down lock clean bench browser test-e2e
+.PHONY: help venv check-prereqs test lint demo up down lock clean clean-s3 bench browser test-e2e
 
 help:
 	@echo "make demo   run a whole release on a generated campaign and print where the results are"
 	@echo "make test   lint and run the whole test suite"
-	@echo "make up / make down   start / stop the local Airflow + S3 stack"
+	@echo "make up / make down   start / stop the local Airflow + S3 stack (var/stack/ is kept)"
+	@echo "make clean-s3         stop the stack and empty its buckets (var/stack/s3/)"
 
 check-prereqs:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null || \
@@ -65,6 +66,10 @@ lock:
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The local stack's buckets persist in var/stack/s3/ across `make down` / `make up`; this forgets them.
+clean-s3: down
+	rm -rf var/stack/s3
 
 up: venv
 	$(BIN)/python -m ioarchive.devtools.stack up

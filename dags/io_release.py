@@ -71,6 +71,9 @@ with DAG(
         "archive_target_bytes": Param(DEFAULT_ARCHIVE_TARGET_BYTES, type="integer", minimum=1,
                                       title="Media archive target size (bytes)",
                                       description="Media zip archives are at most this large (default 2 GiB)."),
+        "changelog": Param(None, type=["null", "string"], title="Changelog",
+                           description="What this version changes since the previous one (README changelog); "
+                                       "needed from version 2 on."),
         "reviewers": Param(DEFAULT_REVIEWERS, type="array", items={"type": "string"}, minItems=1,
                            title="Reviewers",
                            description="User names allowed to answer the sign-offs; never the user who triggers."),

@@ -100,3 +100,15 @@ def _exists(pid: int) -> bool:
             return fh.read().split(") ", 1)[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_s3_is_kept_in_the_state_folder_unless_memory_is_asked(tmp_path):
+    stack = Stack(state_dir=tmp_path, api_port=1, s3_port=23458)
+    assert stack.s3_store == "folder"
+    argv = stack.s3_argv()
+    assert argv[1:3] == ["-m", "ioarchive.devtools.s3server"]
+    assert argv[argv.index("--data") + 1] == str(tmp_path / "s3") and argv[-1] == "23458"
+    stack.save()
+    assert Stack.load(tmp_path).s3_store == "folder"  # `down` then `up` finds the same folder
+    memory = Stack(state_dir=tmp_path, s3_port=23459, s3_store="memory")
+    assert memory.s3_argv()[0].endswith("moto_server") and memory.s3_argv()[-1] == "23459"

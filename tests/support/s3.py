@@ -5,6 +5,9 @@ Usable by any test module (publication, verification, end-to-end)::
     with MotoServer() as server:
         client = server.client()
 
+``MotoServer(data_dir=...)`` runs the local stack's persistent server instead
+(``ioarchive.devtools.s3server``: the same moto, state written through to that folder).
+
 The server gets a free port, is waited for until it answers HTTP, runs in its own process
 group, and the whole group is terminated on exit (moto_server may fork helpers).
 """
@@ -34,18 +37,23 @@ def free_port() -> int:
 class MotoServer:
     """``moto_server -H 127.0.0.1 -p <free port>`` for the duration of a ``with`` block."""
 
-    def __init__(self, startup_timeout: float = 30.0) -> None:
-        self.port = free_port()
+    def __init__(self, startup_timeout: float = 30.0, data_dir: Path | None = None, port: int = 0) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # moto logs every request: a pipe would fill and block it
 
     def __enter__(self) -> MotoServer:
-        exe = Path(sys.executable).with_name("moto_server")
+        if self.data_dir is None:
+            argv = [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(self.port)]
+        else:
+            argv = [sys.executable, "-m", "ioarchive.devtools.s3server", "--data", str(self.data_dir),
+                    "-H", "127.0.0.1", "-p", str(self.port)]
         env = {**os.environ, **{k.upper(): v for k, v in CREDENTIALS.items() if k != "region_name"}}
         self.process = subprocess.Popen(
-            [str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
+            argv,
             stdout=subprocess.DEVNULL,
             stderr=self._log,
             env=env,
@@ -86,6 +94,14 @@ class MotoServer:
             pass
         finally:
             self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group, as a crash or an OOM kill would."""
+        proc = self.process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        self._log.close()
 
     def client(self) -> Any:
         """A boto3 S3 client for this server (static test credentials)."""

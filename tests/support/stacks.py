@@ -58,6 +58,7 @@ def start_stack(state: Path, metadata: str) -> Stack:
         state_dir=state,
         api_port=free_port(),
         metadata_db=f"postgresql://root@127.0.0.1:5432/{pg_name}" if pg_name else "",
+        s3_store="memory",  # a fresh, empty S3 per stack; the folder store is tested in tests/devtools/test_s3server.py
         registry_poke_seconds=15,  # longer than the scheduler's event lag under load (see wait_scheduler_saw)
         extra_env={"AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "600", DRILL_DIR_ENV: str(state / "drills")},
     )

@@ -223,11 +223,13 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
 
     rp = release_params(params)
     layout = layout_for(params)
+    previous = _previous_manifests(rp)
     manifests = render_release(
         layout.root,
         rp.campaign_dir,
         layout.release_id,
         version=rp.version,
+        changelog=changelog_entries(rp, params.get("changelog"), previous),
         archive_target_bytes=rp.archive_target_bytes,
         threshold=rp.threshold,
     )
@@ -237,7 +239,6 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
         index = sorted(layout.validation_dir(variant).rglob("index.html"))
         if index:
             data_docs_urls[variant] = index[0].resolve().as_uri()
-    previous = _previous_manifests(rp)
     body = render_reviewer_summary(
         layout.root, layout.release_id, readme_urls=readme_urls, data_docs_urls=data_docs_urls,
         previous_manifest=previous or None,
@@ -246,6 +247,26 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
         "publication_body": body,
         "files": {v: len(m.get("files", [])) for v, m in manifests.items()},
     }
+
+
+def changelog_entries(rp: ReleaseParams, text: str | None, previous: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The README's changelog: the earlier versions' entries plus this run's ``changelog`` param.
+
+    Without the param, ``None`` lets render use its default (v1 "Initial release."; v2 and later
+    are refused, naming what is missing). The earlier entries come from version N-1's staged
+    manifest (either variant: both carry the same changelog), else v1's default entry. Dated
+    with the disclosure month, as ``ioarchive render --change`` does, so a rerun renders the
+    same bytes.
+    """
+    text = (text or "").strip()
+    if not text:
+        return None
+    campaign = Campaign.load(rp.campaign_dir)
+    earlier = next((m.get("changelog") for m in previous.values() if m.get("changelog")), None)
+    if earlier is None:
+        earlier = [{"version": 1, "date": campaign.disclosure_month, "text": "Initial release."}]
+    kept = [e for e in earlier if int(e["version"]) < rp.version]
+    return [*kept, {"version": rp.version, "date": campaign.disclosure_month, "text": text}]
 
 
 def _previous_manifests(rp: ReleaseParams) -> dict[str, Any]:

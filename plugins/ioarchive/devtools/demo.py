@@ -3,10 +3,14 @@
 1. generate a small campaign;
 2. start the local stack (``ioarchive.devtools.stack``), or reuse the one already running;
 3. the integrity lead marks the linked investigations concluded in the registry;
-4. ``trigger_user`` triggers ``io_release`` through the REST API;
+4. ``trigger_user`` triggers ``io_release`` through the REST API, for the next free version of
+   the release in the buckets: v1 the first time, v2 beside it the next (the stack keeps its
+   buckets across ``make down``/``make up``), with a ``changelog`` from v2 on;
 5. ``reviewer_a`` approves the attribution, ``reviewer_b`` approves publication (REST API,
    each as themselves: four eyes);
-6. wait for success, print the published folders and run ``ioarchive verify`` on both.
+6. wait for success, print the published folders and run ``ioarchive verify`` on both;
+7. print ``approval -> publication gate: N s``, taken from the run's HITL records in Airflow
+   (issue #20's measure of the fixed cost per release), not from the demo's own clock.
 
 The stack stays up afterwards so the run can be explored in the UI; ``make down`` stops it.
 """
@@ -17,7 +21,9 @@ import argparse
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ioarchive import settings
 from ioarchive.devtools.stack import (
@@ -56,16 +62,46 @@ def running_stack(state_dir: Path, port: int) -> Stack:
     return stack
 
 
-def next_version(stack: Stack, release_id: str) -> int:
-    """One more than the highest version of ``release_id`` already in the public bucket."""
-    client = stack.s3_client()
-    versions = [0]
-    resp = client.list_objects_v2(Bucket=PUBLIC_BUCKET, Prefix=f"releases/{release_id}/v", Delimiter="/")
-    for prefix in resp.get("CommonPrefixes", []):
-        tail = prefix["Prefix"].rstrip("/").rsplit("/v", 1)[-1]
-        if tail.isdigit():
-            versions.append(int(tail))
-    return max(versions) + 1
+def next_version(client: Any, release_id: str, buckets: tuple[str, ...] = (PUBLIC_BUCKET, MEMBER_BUCKET)) -> int:
+    """One more than the highest version of ``release_id`` in either bucket (1 if none).
+
+    Both buckets count: a version is taken as soon as any object of it exists (a publication
+    cut short, a withdrawal record), since a published version is immutable.
+    """
+    highest = 0
+    for bucket in buckets:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=f"releases/{release_id}/v", Delimiter="/")
+        for page in pages:
+            for prefix in page.get("CommonPrefixes", []):
+                tail = prefix["Prefix"].rstrip("/").rsplit("/v", 1)[-1]
+                if tail.isdigit():
+                    highest = max(highest, int(tail))
+    return highest + 1
+
+
+def _timestamp(value: str) -> datetime:
+    """An Airflow REST timestamp (ISO 8601, ``Z`` or an offset) as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def approval_to_gate_seconds(hitl_details: list[dict[str, Any]]) -> float:
+    """Seconds from the attribution sign-off's approval to the publication gate awaiting input.
+
+    Both ends are Airflow's own records of the run (``GET .../hitlDetails``): the attribution
+    gate's ``responded_at`` and the publication gate's ``created_at`` (written when the task
+    parks for input). The demo's polling and sleeps therefore do not count, so the figure is
+    the pipeline's: extraction, quality, render and the scheduling between them.
+    """
+    by_task = {d["task_instance"]["task_id"]: d for d in hitl_details}
+    missing = [t for t in ("attribution_signoff", "publication_signoff") if t not in by_task]
+    if missing:
+        raise ValueError(f"no HITL record for {', '.join(missing)} in this run")
+    approved = by_task["attribution_signoff"].get("responded_at")
+    if not approved:
+        raise ValueError("attribution_signoff has not been answered")
+    parked = by_task["publication_signoff"]["created_at"]
+    return (_timestamp(parked) - _timestamp(approved)).total_seconds()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         stack.set_investigation(campaign.campaign_id, investigation, "concluded", "integrity_lead")
         say(f"integrity_lead marked investigation {investigation} of {campaign.campaign_id} concluded")
 
-    version = next_version(stack, release_id)
+    version = next_version(stack.s3_client(), release_id)
     run_id = f"demo_{release_id}_v{version}_{int(time.time())}"
     conf = {"campaign_dir": str(campaign_dir.resolve()), "release_id": release_id, "version": version,
             "reviewers": list(REVIEWERS), "archive_target_bytes": 2 * 1024**2}
+    if version > 1:  # v1 is already in the buckets (the stack keeps them): this demo publishes a correction
+        conf["changelog"] = f"Demo re-release: v{version} published beside v{version - 1} by make demo."
+        say(f"{release_id} v{version - 1} is already in the buckets (kept across `make down`/`make up`): "
+            f"this run publishes v{version} beside it")
     client.trigger(DAG_ID, run_id, conf, TRIGGER_USER)
     say(f"{TRIGGER_USER} triggered {DAG_ID} run {run_id} for {release_id} v{version}")
     say(f"follow it at {stack.base_url}/dags/{DAG_ID}/runs/{run_id}")
@@ -146,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"catalog: s3://{PUBLIC_BUCKET}/catalog/index.html; staging: {stack.staging_root / release_id}")
     say(f"the stack keeps running for exploration at {stack.base_url} (users and passwords: "
         f"{stack.passwords_file}); `make down` stops it")
+    seconds = approval_to_gate_seconds(client.hitl_details(DAG_ID, run_id, TRIGGER_USER))
+    say(f"approval -> publication gate: {seconds:.0f} s")
     return status
 
 

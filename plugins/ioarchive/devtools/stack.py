@@ -3,7 +3,11 @@
 ``python -m ioarchive.devtools.stack up|down|status`` (``make up`` / ``make down``). ``up`` starts, each
 in its own process group so ``down`` can stop it and all its children:
 
-- ``moto_server`` on 127.0.0.1 (the public and member buckets are created in it);
+- an S3 server on 127.0.0.1 (the public and member buckets are created in it): by default
+  ``ioarchive.devtools.s3server``, moto with every change written through to ``s3/`` in the
+  state folder, so what was published survives ``down``/``up`` and even a ``kill -9``
+  (``make clean-s3`` wipes it); ``s3_store="memory"`` runs plain in-memory ``moto_server``
+  (the tests: a fresh, empty S3 per stack);
 - ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with the
   LocalExecutor, a small parallelism (2 cores), the repo's ``dags/``, SQLite metadata by default
   or PostgreSQL with ``--metadata-db`` / ``IOARCHIVE_METADATA_DB``;
@@ -15,7 +19,8 @@ in its own process group so ``down`` can stop it and all its children:
   root) handed to Airflow as ``AIRFLOW_CONN_*`` / ``AIRFLOW_VAR_*`` environment variables.
 
 All state lives under one folder (default ``var/stack/`` in the repo): ``stack.json`` (ports,
-pids, URLs), the Airflow home, logs per component, the registry database, the staging root.
+pids, URLs), the Airflow home, logs per component, the registry database, the staging root, the
+S3 data folder ``s3/``.
 ``down`` stops exactly the process groups whose pids ``up`` recorded.
 """
 
@@ -101,6 +106,8 @@ class Stack:
     s3_port: int = 0
     metadata_db: str = ""
     registry_poke_seconds: int = 15
+    s3_store: str = "folder"
+    """``folder``: S3 kept in :attr:`s3_data_dir` across restarts; ``memory``: plain moto_server."""
     pids: dict[str, int] = field(default_factory=dict)
     jwt_secret: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -124,6 +131,11 @@ class Stack:
     @property
     def staging_root(self) -> Path:
         return self.state_dir / "staging"
+
+    @property
+    def s3_data_dir(self) -> Path:
+        """Where the persistent S3 server keeps buckets and objects (``s3_store="folder"``)."""
+        return self.state_dir / "s3"
 
     @property
     def registry_db(self) -> Path:
@@ -169,6 +181,7 @@ class Stack:
             s3_port=data["s3_port"],
             metadata_db=data.get("metadata_db", ""),
             registry_poke_seconds=data.get("registry_poke_seconds", 15),
+            s3_store=data.get("s3_store", "memory"),  # stacks started before the folder store had moto_server
             pids={k: int(v) for k, v in data.get("pids", {}).items()},
             jwt_secret=data.get("jwt_secret", ""),
             extra_env=data.get("extra_env", {}),
@@ -181,6 +194,7 @@ class Stack:
             "s3_port": self.s3_port,
             "metadata_db": self.metadata_db,
             "registry_poke_seconds": self.registry_poke_seconds,
+            "s3_store": self.s3_store,
             "pids": self.pids,
             "jwt_secret": self.jwt_secret,
             "extra_env": self.extra_env,
@@ -361,7 +375,7 @@ class Stack:
         self._write_passwords()
         env = self.env()
         try:
-            self._spawn("s3", [str(venv_bin() / "moto_server"), "-H", "127.0.0.1", "-p", str(self.s3_port)], env)
+            self._spawn("s3", self.s3_argv(), env)
             migrate = subprocess.run(
                 [str(venv_bin() / "airflow"), "db", "migrate"],
                 env=env,
@@ -381,7 +395,7 @@ class Stack:
                 if component == "api-server":
                     argv += ["--host", "127.0.0.1", "--port", str(self.api_port), "--workers", "1"]
                 self._spawn(component, argv, env)
-            self._wait_s3(timeout=60)
+            self.wait_s3(timeout=60)
             self._ensure_buckets()
             self._ensure_registry()
             self.wait_healthy(timeout=timeout)
@@ -389,6 +403,15 @@ class Stack:
             self.down()
             raise
         return self
+
+    def s3_argv(self) -> list[str]:
+        """The S3 server's command line: the folder-backed server, or in-memory moto_server."""
+        if self.s3_store == "memory":
+            return [str(venv_bin() / "moto_server"), "-H", "127.0.0.1", "-p", str(self.s3_port)]
+        if self.s3_store != "folder":
+            raise StackError(f"unknown s3_store {self.s3_store!r}: use 'folder' or 'memory'")
+        return [sys.executable, "-m", "ioarchive.devtools.s3server", "--data", str(self.s3_data_dir),
+                "-H", "127.0.0.1", "-p", str(self.s3_port)]
 
     def _wait_s3(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -401,6 +424,19 @@ class Stack:
             except OSError:
                 time.sleep(0.3)
         raise StackError(f"S3 server did not answer on {self.s3_endpoint}; see {self.log_dir / 's3.log'}")
+
+    def wait_s3(self, timeout: float = 30.0) -> None:
+        """Wait until the S3 server answers; fail early, naming its log, if it exited (bad data folder)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if "s3" in self.pids and _exited(self.pids["s3"]):
+                raise StackError(f"the S3 server exited at start-up; see {self.log_dir / 's3.log'}")
+            try:
+                self._wait_s3(timeout=1.0)
+                return
+            except StackError:
+                continue
+        self._wait_s3(timeout=0.1)
 
     def s3_client(self) -> Any:
         import boto3
@@ -517,6 +553,19 @@ class Stack:
         if self.state_file.exists():
             self.save()
         return stopped
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (reaped here; a zombie still answers ``kill 0``)."""
+    try:
+        done, _status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child: ask the kernel whether it still exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+    return done == pid
 
 
 def _process_table() -> dict[int, tuple[int, int]]:
