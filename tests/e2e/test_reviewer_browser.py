@@ -124,7 +124,14 @@ def gated(sqlite_stack, browser_campaign) -> GatedRuns:
 
 
 @pytest.fixture(scope="module")
-def reviewers(gated):
+def browser():
+    """One headless system Chromium for the module (Playwright's sync API allows one at a time)."""
+    with chromium() as the_browser:
+        yield the_browser
+
+
+@pytest.fixture(scope="module")
+def reviewers(gated, browser):
     """user -> that reviewer's browser session (own cookies), signed in through the login form.
 
     One headless system Chromium for all; screenshots of earlier runs are removed first. The
@@ -132,29 +139,28 @@ def reviewers(gated):
     submitted once both gates wait, so Required Actions opens with them listed.
     """
     clear_artifacts()
-    with chromium() as browser:
-        sessions = {
-            user: ReviewerBrowser(browser, gated.stack.base_url, user, prefix)
-            for user, prefix in ((REVIEWER_A, "approve"), (REVIEWER_B, "reject"))
-        }
-        try:
-            passwords = gated.stack.passwords()
-            for session in sessions.values():
-                with failure_screenshot(session):
-                    session.fill_login(passwords[session.user])
-            for run_id in gated.runs.values():  # sign in once the gates wait: the list shows them at once
-                gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
-                gated.stack.wait_scheduler_saw(run_id, GATE, "awaiting_input")
-            # The request is validated: now the export's posts file goes missing, so the approved
-            # run's extract fails once (test_oncall_follows_the_failure_notification_and_clears_extract).
-            (gated.campaign_dir / "posts.jsonl").rename(gated.campaign_dir / POSTS_AWAY)
-            for session in sessions.values():
-                with failure_screenshot(session):
-                    session.submit_login()
-            yield sessions
-        finally:
-            for session in sessions.values():
-                session.close()
+    sessions = {
+        user: ReviewerBrowser(browser, gated.stack.base_url, user, prefix)
+        for user, prefix in ((REVIEWER_A, "approve"), (REVIEWER_B, "reject"))
+    }
+    try:
+        passwords = gated.stack.passwords()
+        for session in sessions.values():
+            with failure_screenshot(session):
+                session.fill_login(passwords[session.user])
+        for run_id in gated.runs.values():  # sign in once the gates wait: the list shows them at once
+            gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
+            gated.stack.wait_scheduler_saw(run_id, GATE, "awaiting_input")
+        # The request is validated: now the export's posts file goes missing, so the approved
+        # run's extract fails once (test_oncall_follows_the_failure_notification_and_clears_extract).
+        (gated.campaign_dir / "posts.jsonl").rename(gated.campaign_dir / POSTS_AWAY)
+        for session in sessions.values():
+            with failure_screenshot(session):
+                session.submit_login()
+        yield sessions
+    finally:
+        for session in sessions.values():
+            session.close()
 
 
 def _trigger(client: AirflowClient, campaign: Path, release_id: str) -> str:
@@ -299,14 +305,13 @@ def test_the_approved_run_proceeds(gated, reviewers):
 # --- issue #19: on-call from a notification to a rerun; the release browser; the catalog ----------
 
 @pytest.fixture(scope="module")
-def oncall(gated, reviewers):
-    """On-call's own Chromium session (signed in when they follow the notification's link)."""
-    with chromium() as browser:
-        session = ReviewerBrowser(browser, gated.stack.base_url, ONCALL_USER, "oncall")
-        try:
-            yield session
-        finally:
-            session.close()
+def oncall(gated, reviewers, browser):
+    """On-call's own browser context (signed in when they follow the notification's link)."""
+    session = ReviewerBrowser(browser, gated.stack.base_url, ONCALL_USER, "oncall")
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 def _notification(log: str, release_id: str) -> dict[str, str]:
@@ -429,30 +434,29 @@ def test_the_run_finishes_and_the_browser_and_catalog_show_it(gated, reviewers):
         reviewer.screenshot("catalog")
 
 
-def test_viewer_is_refused_the_unhashed_pages_a_reviewer_reads(gated, reviewers):
+def test_viewer_is_refused_the_unhashed_pages_a_reviewer_reads(gated, reviewers, browser):
     stack = gated.stack
     password = secrets.token_urlsafe(12)
     _add_viewer(stack, password)
     unhashed = f"/ioarchive/releases/{RELEASE_APPROVE}/v1/unhashed/"
-    with chromium() as browser:
-        anonymous = ReviewerBrowser(browser, stack.base_url, "nobody", "anonymous")
-        viewer = ReviewerBrowser(browser, stack.base_url, VIEWER, "viewer")
-        try:
-            with failure_screenshot(anonymous):
-                anonymous.goto("/ioarchive/")
-                assert "/auth/login" in anonymous.page.url  # no page without signing in
-            with failure_screenshot(viewer):
-                viewer.login(password, "/ioarchive/")
-                for path in (unhashed, unhashed + "quality/"):
-                    response = viewer.goto(path)
-                    assert response.status == 403, (path, response.status)
-                    assert "reviewers and administrators only" in viewer.page.locator("#message").inner_text()
-                viewer.screenshot("unhashed_refused")
-                assert viewer.goto(f"/ioarchive/releases/{RELEASE_APPROVE}/v1/hashed/").status == 200
-                assert "reviewers and administrators only" in viewer.page.locator('#quality tr[data-variant="unhashed"]').inner_text()
-        finally:
-            anonymous.close()
-            viewer.close()
+    anonymous = ReviewerBrowser(browser, stack.base_url, "nobody", "anonymous")
+    viewer = ReviewerBrowser(browser, stack.base_url, VIEWER, "viewer")
+    try:
+        with failure_screenshot(anonymous):
+            anonymous.goto("/ioarchive/")
+            assert "/auth/login" in anonymous.page.url  # no page without signing in
+        with failure_screenshot(viewer):
+            viewer.login(password, "/ioarchive/")
+            for path in (unhashed, unhashed + "quality/"):
+                response = viewer.goto(path)
+                assert response.status == 403, (path, response.status)
+                assert "reviewers and administrators only" in viewer.page.locator("#message").inner_text()
+            viewer.screenshot("unhashed_refused")
+            assert viewer.goto(f"/ioarchive/releases/{RELEASE_APPROVE}/v1/hashed/").status == 200
+            assert "reviewers and administrators only" in viewer.page.locator('#quality tr[data-variant="unhashed"]').inner_text()
+    finally:
+        anonymous.close()
+        viewer.close()
     reviewer = reviewers[REVIEWER_A]
     with failure_screenshot(reviewer):
         response = reviewer.goto(unhashed)
