@@ -62,6 +62,20 @@ def test_failure_cause_keeps_the_error_kind_release_task_already_named(base_url)
     assert "Release iran_202102 v2: task extract failed" in msg.body
 
 
+def test_failure_cause_of_a_spark_child_names_the_childs_error():
+    from ioarchive.errors import SparkStepRejected
+
+    exc = SparkStepRejected(
+        "Spark step extract of release r_202102 failed on backend local: extract r_202102 refused its input "
+        "(a retry gives the same result); last lines:\n26/12/05 INFO SparkContext: Running Spark\n"
+        "ioarchive extract r_202102: InvalidRelease: /data/c has no posts.jsonl[.gz]: is this a campaign export?\n"
+        "26/12/05 INFO ShutdownHookManager: Shutdown hook called")
+    cause = notify.one_line(exc)
+    assert cause.startswith("SparkStepRejected: Spark step extract of release r_202102 failed")
+    assert cause.endswith("last lines: InvalidRelease: /data/c has no posts.jsonl[.gz]: is this a campaign export?")
+    assert "\n" not in cause and len(notify.one_line(SparkStepRejected("x" * 900 + "; last lines:\nOSError: disk"))) <= 400
+
+
 def test_failure_log_link_is_the_route_airflow_itself_builds(base_url):
     """Our link equals the SDK's ``RuntimeTaskInstance.log_url`` for the same task instance."""
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance

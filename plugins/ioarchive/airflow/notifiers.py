@@ -120,16 +120,36 @@ _KIND_PREFIX = re.compile(r"^[A-Z][a-z]+(?:[A-Z][A-Za-z0-9]*)+: ")
 """An error kind already leads the text (``InvalidRelease: ...``, as ``release_task`` words it)."""
 
 
-def one_line(exc: BaseException | str | None, limit: int = 300) -> str:
-    """The cause in one line: the first non-empty line of the error, shortened."""
+def _error_line(lines: list[str]) -> str:
+    """The last line naming an error kind (``InvalidRelease: ...``, ``OSError: ...``), from there on."""
+    from ioarchive import errors
+
+    kinds = sorted(n for n, o in vars(errors).items() if isinstance(o, type) and issubclass(o, BaseException))
+    pattern = re.compile(r"\b(?:" + "|".join(kinds) + r"|[A-Z]\w*(?:Error|Exception)): ")
+    for line in reversed(lines):
+        m = pattern.search(line)
+        if m:
+            return line[m.start():].strip()
+    return ""
+
+
+def one_line(exc: BaseException | str | None, limit: int = 400) -> str:
+    """The cause in one line: the error's first line, plus, when that line only announces the
+    details ("...; last lines:", as a failed Spark child's error does), the last line of the
+    details that names an error kind (the child's own error). Shortened to ``limit``."""
     if exc is None:
         return "no error was passed to the callback: see the log"
-    text = str(exc).strip()
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else ""
     if isinstance(exc, BaseException) and not _KIND_PREFIX.match(first):
         kind = type(exc).__name__
         first = f"{kind}: {first}" if first else kind
-    return first if len(first) <= limit else first[: limit - 3] + "..."
+    detail = _error_line(lines[1:]) if first.endswith(":") and len(lines) > 1 else ""
+    if not detail:
+        return first if len(first) <= limit else first[: limit - 3] + "..."
+    detail = detail[: limit // 2]
+    room = limit - len(detail) - 1
+    return (first if len(first) <= room else first[: room - 3] + "...") + " " + detail
 
 
 def _release_id(context: Any) -> str:
