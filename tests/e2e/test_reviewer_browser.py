@@ -35,6 +35,7 @@ at (issue #19):
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -350,7 +351,8 @@ def test_oncall_follows_the_failure_notification_and_clears_extract(gated, revie
             oncall.page.goto(log_url)
         oncall.page.get_by_text("has no posts.jsonl").first.wait_for(state="visible")
         oncall.screenshot("failure_log")
-        oncall.page.get_by_role("button", name="Clear Task Instance").first.click()
+        # The task page's clear button: labelled "Clear Task Instance", or by its shortcut's tooltip.
+        oncall.page.get_by_role("button", name=re.compile(r"^(Clear Task Instance|Press shift\+c to clear)$")).first.click()
         dialog = oncall.page.get_by_role("dialog")
         dialog.wait_for(state="visible")
         downstream = dialog.get_by_text("Downstream", exact=True).first
