@@ -64,7 +64,7 @@ from support.browser import (
 _MISSING = chromium_missing_reason()
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(1800),  # the approved run goes all the way on a loaded 2-core machine
     pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""),
 ]
 
@@ -356,6 +356,7 @@ def test_oncall_follows_the_failure_notification_and_clears_extract(gated, revie
         dialog = oncall.page.get_by_role("dialog")
         dialog.wait_for(state="visible")
         downstream = dialog.get_by_text("Downstream", exact=True).first
+        dialog.get_by_text(re.compile(r"Affected Tasks: [1-9]")).first.wait_for()  # extract and its downstream
         oncall.screenshot("clear_dialog")
         if downstream.count() and downstream.get_attribute("data-state") not in (None, "on", "checked"):
             downstream.click()
@@ -371,7 +372,7 @@ def test_publication_gate_links_to_the_release_browser(gated, reviewers):
     """The reviewer follows the gate's link and reads the version before approving it."""
     client, stack = gated.client, gated.stack
     run_id = gated.runs[RELEASE_APPROVE]
-    client.wait_task_state(DAG_ID, run_id, "publication_signoff", {"awaiting_input"}, TRIGGER_USER, timeout=900)
+    client.wait_task_state(DAG_ID, run_id, "publication_signoff", {"awaiting_input"}, TRIGGER_USER, timeout=1500)
     stack.wait_scheduler_saw(run_id, "publication_signoff", "awaiting_input")
     reviewer = reviewers[REVIEWER_B]
     page_path = f"/ioarchive/releases/{RELEASE_APPROVE}/v1/hashed/"
@@ -483,3 +484,14 @@ def _add_viewer(stack: Stack, password: str) -> None:
     finally:
         users.unlink(missing_ok=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_browser_is_in_the_ui_navigation_for_every_role(gated):
+    """The API server loaded the plugin (no import error) and offers "Releases" to each role's UI."""
+    client = gated.client
+    assert client.call("GET", "/api/v2/plugins/importErrors", ONCALL_USER)["import_errors"] == []
+    for user in (TRIGGER_USER, REVIEWER_A, ONCALL_USER):
+        plugins = client.call("GET", "/api/v2/plugins", user)["plugins"]
+        [plugin] = [p for p in plugins if p["name"] == "ioarchive_release_browser"]
+        assert [(v["name"], v["href"]) for v in plugin["external_views"]] == [("Releases", "/ioarchive/")]
+        assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/ioarchive"]
