@@ -54,6 +54,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     # notifications
     _s("IOARCHIVE_SNS_TOPIC_ARN", None, "SNS topic for gate, failure and publication messages (unset: task log)", variable=False),
     _s("IOARCHIVE_SNS_CONN_ID", "aws_default", "Airflow AWS connection used for SNS", variable=False),
+    _s("IOARCHIVE_RUNBOOK_URL", "docs/runbook.md", "where failure messages point on-call (the runbook's URL in "
+                                                   "your docs site or repository browser)", variable=False),
     # S3 retries (publication)
     _s("IOARCHIVE_S3_RETRY_ATTEMPTS", "8", "tries of one S3 call before publication gives up", variable=False),
     _s("IOARCHIVE_S3_RETRY_BASE_SECONDS", "1", "first wait between S3 tries (doubles each try)", variable=False),

@@ -13,18 +13,35 @@ browser context of their own). Then, as a reviewer would, through the UI only:
 Both reviewers answer first (the reject first: its run has the longer way to its end state) and
 the outcomes are checked afterwards, so the two runs' resumption (worker starts, slow on a loaded
 2-core machine) overlaps. Screenshots of every step land
-in ``tests/artifacts/browser/`` (gitignored). Runs reach only the first gate (plus the start of
-extraction), so the module stays short.
+in ``tests/artifacts/browser/`` (gitignored).
+
+The approved run then goes all the way, and shows what reviewers, researchers and on-call look
+at (issue #19):
+
+- its ``extract`` fails once, honestly: the campaign's ``posts.jsonl`` is moved away after the
+  request was validated (an export volume that went missing), so the task fails on try 1 and its
+  failure notification (in the task log: no SNS topic on the stack) names the release, the task,
+  the cause and the runbook section and links to the failed try's log. On-call follows that
+  link in Chromium, the file is put back, and on-call presses "Clear Task Instance" in the UI:
+  the run goes on;
+- at the publication sign-off, the gate page links to the version's page in the release
+  browser (the Airflow plugin): the reviewer follows it and sees the README, the charts, both
+  variants' Data Docs, sample rows and the reconciliation, then approves;
+- the run finishes; the browser lists the version as published with both sign-offs, and shows
+  the public catalog; a FAB "Viewer" gets HTTP 403 on the unhashed pages that a reviewer reads,
+  and nobody gets a page without signing in.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from ioarchive.devtools.stack import (
@@ -47,7 +64,7 @@ from support.browser import (
 _MISSING = chromium_missing_reason()
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.timeout(900),
+    pytest.mark.timeout(1800),  # the approved run goes all the way on a loaded 2-core machine
     pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""),
 ]
 
@@ -57,6 +74,8 @@ REVIEWER_A, REVIEWER_B = REVIEWERS
 RELEASE_APPROVE = "browserok_202102"
 RELEASE_REJECT = "browserreject_202102"
 FAILED_STATES = {"failed", "up_for_retry", "upstream_failed"}
+POSTS_AWAY = "posts.jsonl.unmounted"
+VIEWER = "viewer"
 
 
 @dataclass
@@ -67,6 +86,7 @@ class GatedRuns:
     client: AirflowClient
     campaign: dict[str, Any]
     runs: dict[str, str]  # release id -> run id
+    campaign_dir: Path
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +117,7 @@ def gated(sqlite_stack, browser_campaign) -> GatedRuns:
     client.unpause(DAG_ID, TRIGGER_USER)
     runs = {release_id: _trigger(client, browser_campaign, release_id) for release_id in (RELEASE_APPROVE, RELEASE_REJECT)}
     try:
-        yield GatedRuns(stack=stack, client=client, campaign=campaign, runs=runs)
+        yield GatedRuns(stack=stack, client=client, campaign=campaign, runs=runs, campaign_dir=browser_campaign)
     finally:
         for run_id in runs.values():
             if client.run(DAG_ID, run_id, TRIGGER_USER)["state"] not in ("success", "failed"):
@@ -105,7 +125,14 @@ def gated(sqlite_stack, browser_campaign) -> GatedRuns:
 
 
 @pytest.fixture(scope="module")
-def reviewers(gated):
+def browser():
+    """One headless system Chromium for the module (Playwright's sync API allows one at a time)."""
+    with chromium() as the_browser:
+        yield the_browser
+
+
+@pytest.fixture(scope="module")
+def reviewers(gated, browser):
     """user -> that reviewer's browser session (own cookies), signed in through the login form.
 
     One headless system Chromium for all; screenshots of earlier runs are removed first. The
@@ -113,26 +140,28 @@ def reviewers(gated):
     submitted once both gates wait, so Required Actions opens with them listed.
     """
     clear_artifacts()
-    with chromium() as browser:
-        sessions = {
-            user: ReviewerBrowser(browser, gated.stack.base_url, user, prefix)
-            for user, prefix in ((REVIEWER_A, "approve"), (REVIEWER_B, "reject"))
-        }
-        try:
-            passwords = gated.stack.passwords()
-            for session in sessions.values():
-                with failure_screenshot(session):
-                    session.fill_login(passwords[session.user])
-            for run_id in gated.runs.values():  # sign in once the gates wait: the list shows them at once
-                gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
-                gated.stack.wait_scheduler_saw(run_id, GATE, "awaiting_input")
-            for session in sessions.values():
-                with failure_screenshot(session):
-                    session.submit_login()
-            yield sessions
-        finally:
-            for session in sessions.values():
-                session.close()
+    sessions = {
+        user: ReviewerBrowser(browser, gated.stack.base_url, user, prefix)
+        for user, prefix in ((REVIEWER_A, "approve"), (REVIEWER_B, "reject"))
+    }
+    try:
+        passwords = gated.stack.passwords()
+        for session in sessions.values():
+            with failure_screenshot(session):
+                session.fill_login(passwords[session.user])
+        for run_id in gated.runs.values():  # sign in once the gates wait: the list shows them at once
+            gated.client.wait_task_state(DAG_ID, run_id, GATE, {"awaiting_input"}, TRIGGER_USER, timeout=300)
+            gated.stack.wait_scheduler_saw(run_id, GATE, "awaiting_input")
+        # The request is validated: now the export's posts file goes missing, so the approved
+        # run's extract fails once (test_oncall_follows_the_failure_notification_and_clears_extract).
+        (gated.campaign_dir / "posts.jsonl").rename(gated.campaign_dir / POSTS_AWAY)
+        for session in sessions.values():
+            with failure_screenshot(session):
+                session.submit_login()
+        yield sessions
+    finally:
+        for session in sessions.values():
+            session.close()
 
 
 def _trigger(client: AirflowClient, campaign: Path, release_id: str) -> str:
@@ -263,7 +292,6 @@ def test_the_approved_run_proceeds(gated, reviewers):
         pytest.fail("the attribution gate was never answered: see test_reviewer_a_approves_in_the_browser")
     client.wait_task_state(DAG_ID, run_id, GATE, {"success"}, TRIGGER_USER, timeout=180)
     client.wait_task_state(DAG_ID, run_id, "wait_for_investigations", {"success"}, TRIGGER_USER, timeout=180)
-    _wait_started(client, run_id, "extract")
     [signoff] = _signoffs(stack, RELEASE_APPROVE)
     assert (signoff["gate"], signoff["decision"], signoff["by"], signoff["comment"]) == (
         "attribution", "approved", REVIEWER_A, APPROVE_COMMENT
@@ -273,3 +301,197 @@ def test_the_approved_run_proceeds(gated, reviewers):
         reviewer.open_run(DAG_ID, run_id)
         reviewer.page.locator("tr", has_text="wait_for_investigations").filter(has_text="Success").first.wait_for()
         reviewer.screenshot("run_proceeds")
+
+
+# --- issue #19: on-call from a notification to a rerun; the release browser; the catalog ----------
+
+@pytest.fixture(scope="module")
+def oncall(gated, reviewers, browser):
+    """On-call's own browser context (signed in when they follow the notification's link)."""
+    session = ReviewerBrowser(browser, gated.stack.base_url, ONCALL_USER, "oncall")
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+def _notification(log: str, release_id: str) -> dict[str, str]:
+    """The failure message's fields (``Release``, ``Cause``, ``Log``, ``Runbook``...) from a task log."""
+    start = log.index(f"NOTIFY [ioarchive] {release_id}: extract failed")
+    fields = {"subject": log[start:].splitlines()[0]}
+    for line in log[start:].splitlines()[1:8]:
+        key, _, value = line.strip().partition(": ")
+        if key in ("Cause", "Log", "Runbook", "What to do"):
+            fields[key] = value
+        elif line.strip().startswith("Release "):
+            fields["Release"] = line.strip()
+    return fields
+
+
+def test_oncall_follows_the_failure_notification_and_clears_extract(gated, reviewers, oncall):
+    client, stack = gated.client, gated.stack
+    run_id = gated.runs[RELEASE_APPROVE]
+    try:
+        client.wait_task_state(DAG_ID, run_id, "extract", {"failed"}, TRIGGER_USER, timeout=300)
+    finally:  # the export comes back whatever happened, as the storage team restores the volume
+        if (gated.campaign_dir / POSTS_AWAY).exists():
+            (gated.campaign_dir / POSTS_AWAY).rename(gated.campaign_dir / "posts.jsonl")
+    ti = client.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/extract", TRIGGER_USER)
+    assert ti["try_number"] == 1, "extract was retried: a missing campaign file must fail at once"
+    message = _notification(client.task_log(DAG_ID, run_id, "extract", ONCALL_USER, 1), RELEASE_APPROVE)
+    assert message["Release"].startswith(f"Release {RELEASE_APPROVE} v1: task extract failed (DAG io_release, run {run_id}, try 1)")
+    assert "has no posts.jsonl" in message["Cause"], message
+    assert message["Runbook"] == "docs/runbook.md#after-a-failure-notification"
+    log_url = message["Log"]
+    assert log_url.startswith(f"{stack.base_url}/dags/{DAG_ID}/runs/") and log_url.endswith("/tasks/extract?try_number=1")
+    with failure_screenshot(oncall):
+        oncall.fill_login(stack.passwords()[ONCALL_USER], quote(log_url[len(stack.base_url):], safe="/"))
+        oncall.submit_login()
+        if "/tasks/extract" not in oncall.page.url:
+            oncall.page.goto(log_url)
+        oncall.page.get_by_text("has no posts.jsonl").first.wait_for(state="visible")
+        oncall.screenshot("failure_log")
+        # The task page's clear button: labelled "Clear Task Instance", or by its shortcut's tooltip.
+        oncall.page.get_by_role("button", name=re.compile(r"^(Clear Task Instance|Press shift\+c to clear)$")).first.click()
+        dialog = oncall.page.get_by_role("dialog")
+        dialog.wait_for(state="visible")
+        downstream = dialog.get_by_text("Downstream", exact=True).first
+        dialog.get_by_text(re.compile(r"Affected Tasks: [1-9]")).first.wait_for()  # extract and its downstream
+        oncall.screenshot("clear_dialog")
+        if downstream.count() and downstream.get_attribute("data-state") not in (None, "on", "checked"):
+            downstream.click()
+        dialog.get_by_role("button", name="Confirm").click()
+        dialog.wait_for(state="hidden")
+        oncall.screenshot("cleared")
+    _wait_started(client, run_id, "extract")
+    states = client.task_states(DAG_ID, run_id, TRIGGER_USER)
+    assert states["pseudonymize"] not in FAILED_STATES, f"downstream tasks were not cleared with extract: {states}"
+
+
+def test_publication_gate_links_to_the_release_browser(gated, reviewers):
+    """The reviewer follows the gate's link and reads the version before approving it."""
+    client, stack = gated.client, gated.stack
+    run_id = gated.runs[RELEASE_APPROVE]
+    client.wait_task_state(DAG_ID, run_id, "publication_signoff", {"awaiting_input"}, TRIGGER_USER, timeout=1500)
+    stack.wait_scheduler_saw(run_id, "publication_signoff", "awaiting_input")
+    reviewer = reviewers[REVIEWER_B]
+    page_path = f"/ioarchive/releases/{RELEASE_APPROVE}/v1/hashed/"
+    with failure_screenshot(reviewer):
+        reviewer.open_required_actions(run_id)
+        reviewer.open_gate_from_list(run_id, "publication_signoff")
+        link = reviewer.page.get_by_role("link", name=f"{RELEASE_APPROVE} v1")
+        assert link.first.get_attribute("href") == stack.base_url + page_path
+        reviewer.screenshot("publication_gate")
+        gate_url = reviewer.page.url
+        reviewer.page.goto(str(link.first.get_attribute("href")))
+        page = reviewer.page
+        page.locator("#readme h1").wait_for()
+        assert gated.campaign["title"] in page.locator("#readme h1").inner_text()
+        assert "waiting at the publication sign-off" in page.locator("#state").inner_text()
+        charts = page.locator("#charts img")
+        assert charts.count() >= 6
+        for i in range(charts.count()):  # every chart loaded (an SVG served by the plugin), none broken
+            assert charts.nth(i).evaluate("img => img.complete && img.naturalWidth > 0"), charts.nth(i).get_attribute("src")
+        quality = {v: page.locator(f'#quality tr[data-variant="{v}"]').inner_text() for v in ("hashed", "unhashed")}
+        assert "passed" in quality["hashed"] and "passed" in quality["unhashed"], quality
+        assert page.locator("#sample tbody tr").count() == 20
+        assert page.locator("#sample th").first.inner_text() == "tweetid"
+        recon = {t: page.locator(f'#reconciliation tr[data-table="{t}"]').inner_text() for t in ("accounts", "posts", "media")}
+        assert all(recon.values()) and "Books balance" in page.content()
+        assert "first version of this release" in page.locator("#diff-missing").inner_text()
+        reviewer.screenshot("release_page")
+        for variant in ("hashed", "unhashed"):  # both variants' Data Docs
+            page.goto(stack.base_url + page_path.replace("/hashed/", f"/{variant}/") + "quality/")
+            assert "passed" in page.locator("#verdict").inner_text()
+            assert page.locator("#suites tbody tr").count() >= 3
+            reviewer.screenshot(f"data_docs_{variant}")
+        page.goto(gate_url)
+        page.get_by_role("button", name="Approve").wait_for(state="visible")
+        reviewer.answer("Approve", "README, charts, Data Docs and samples read in the release browser")
+
+
+def test_the_run_finishes_and_the_browser_and_catalog_show_it(gated, reviewers):
+    client = gated.client
+    run_id = gated.runs[RELEASE_APPROVE]
+    assert client.wait_run(DAG_ID, run_id, TRIGGER_USER, timeout=600) == "success", \
+        client.task_states(DAG_ID, run_id, TRIGGER_USER)
+    reviewer = reviewers[REVIEWER_B]
+    with failure_screenshot(reviewer):
+        reviewer.goto("/ioarchive/")
+        row = reviewer.page.locator(f'#releases tr[data-release="{RELEASE_APPROVE}"][data-version="1"]')
+        text = " ".join(row.inner_text().split())
+        assert row.get_attribute("data-state") == "published" and "published (public, members)" in text, text
+        assert f"attribution: approved by {REVIEWER_A}" in text and f"publication: approved by {REVIEWER_B}" in text
+        rejected = reviewer.page.locator(f'#releases tr[data-release="{RELEASE_REJECT}"]')
+        assert "attribution: rejected by reviewer_b" in " ".join(rejected.inner_text().split())
+        reviewer.screenshot("browser_list")
+        response = reviewer.goto("/ioarchive/catalog/")
+        assert response.status == 200
+        section = reviewer.page.locator(f"section#{RELEASE_APPROVE}")
+        accounts = json.loads((gated.campaign_dir / "campaign.json").read_text())["account_ids"]
+        assert section.locator("h4").inner_text().startswith(gated.campaign["title"] + " - ")
+        assert [li.inner_text() for li in section.locator("ul.files li").all()][0].startswith("Account Information (")
+        assert section.get_by_role("link", name="README").get_attribute("href") == \
+            f"../releases/{RELEASE_APPROVE}/v1/README.md"
+        assert len(accounts) > 0
+        reviewer.screenshot("catalog")
+
+
+def test_viewer_is_refused_the_unhashed_pages_a_reviewer_reads(gated, reviewers, browser):
+    stack = gated.stack
+    password = secrets.token_urlsafe(12)
+    _add_viewer(stack, password)
+    unhashed = f"/ioarchive/releases/{RELEASE_APPROVE}/v1/unhashed/"
+    anonymous = ReviewerBrowser(browser, stack.base_url, "nobody", "anonymous")
+    viewer = ReviewerBrowser(browser, stack.base_url, VIEWER, "viewer")
+    try:
+        with failure_screenshot(anonymous):
+            anonymous.goto("/ioarchive/")
+            assert "/auth/login" in anonymous.page.url  # no page without signing in
+        with failure_screenshot(viewer):
+            viewer.login(password, "/ioarchive/")
+            for path in (unhashed, unhashed + "quality/"):
+                response = viewer.goto(path)
+                assert response.status == 403, (path, response.status)
+                assert "reviewers and administrators only" in viewer.page.locator("#message").inner_text()
+            viewer.screenshot("unhashed_refused")
+            assert viewer.goto(f"/ioarchive/releases/{RELEASE_APPROVE}/v1/hashed/").status == 200
+            assert "reviewers and administrators only" in viewer.page.locator('#quality tr[data-variant="unhashed"]').inner_text()
+    finally:
+        anonymous.close()
+        viewer.close()
+    reviewer = reviewers[REVIEWER_A]
+    with failure_screenshot(reviewer):
+        response = reviewer.goto(unhashed)
+        assert response.status == 200
+        assert "members (unhashed)" in reviewer.page.locator("#title").inner_text()
+        raw_ids = set(json.loads((gated.campaign_dir / "campaign.json").read_text())["account_ids"])
+        userids = {c.inner_text() for c in reviewer.page.locator("#sample tbody tr td:nth-child(2)").all()}
+        assert userids and userids <= raw_ids  # raw account ids: the members' variant
+        reviewer.screenshot("unhashed_page")
+
+
+def _add_viewer(stack: Stack, password: str) -> None:
+    """A user with FAB's built-in Viewer role, added to the running stack as docker-compose's init would."""
+    import subprocess
+    import sys
+
+    users = stack.state_dir / "viewer_user.json"
+    users.write_text(json.dumps({VIEWER: {"role": "Viewer", "password": password}}))
+    try:
+        done = subprocess.run([sys.executable, "-m", "ioarchive.airflow.access", "apply", "--users-json", str(users)],
+                              env=stack.env(), cwd=stack.state_dir, capture_output=True, text=True, timeout=300)
+    finally:
+        users.unlink(missing_ok=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_browser_is_in_the_ui_navigation_for_every_role(gated):
+    """The API server loaded the plugin (no import error) and offers "Releases" to each role's UI."""
+    client = gated.client
+    assert client.call("GET", "/api/v2/plugins/importErrors", ONCALL_USER)["import_errors"] == []
+    for user in (TRIGGER_USER, REVIEWER_A, ONCALL_USER):
+        plugins = client.call("GET", "/api/v2/plugins", user)["plugins"]
+        [plugin] = [p for p in plugins if p["name"] == "ioarchive_release_browser"]
+        assert [(v["name"], v["href"]) for v in plugin["external_views"]] == [("Releases", "/ioarchive/")]
+        assert [a["url_prefix"] for a in plugin["fastapi_apps"]] == ["/ioarchive"]

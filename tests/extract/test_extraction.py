@@ -234,6 +234,16 @@ def test_no_raw_identifier_of_a_pseudonymized_account_anywhere(run):
                        + rf")(?!{TOKEN_EDGE})")
     displays = [a["name"] for a in small.values()]
     assert not ids.search(blob), "a raw userid of a pseudonymized account is in the hashed CSV bytes"
+    # The statistics and their charts are published bytes too (issue #19): no raw id, screen name
+    # or display name of a pseudonymized account in stats.json or any SVG of charts/.
+    stats_files = [layout.release_stats("hashed"), *sorted(layout.charts_dir("hashed").glob("*"))]
+    assert len(stats_files) > 1 and all(p.is_file() for p in stats_files), stats_files
+    for path in stats_files:
+        text = path.read_bytes().decode("utf-8")
+        assert not ids.search(text), f"raw userid in {path.name}"
+        assert not names.search(text), f"screen name leaked in {path.name}"
+        assert not [d for d in displays if d in text], f"display name leaked in {path.name}"
+        assert not [p for p in pseudonyms if p in text], f"pseudonym named in {path.name}"
     for row in rows + parquet:
         for col, v in cells(row):
             assert not ids.search(v), f"raw userid in {col}"

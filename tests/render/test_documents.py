@@ -248,11 +248,12 @@ def test_untrusted_text_is_escaped_in_catalog_html(tmp_path) -> None:
     html_path, json_path = render_catalog([manifest, smallland(1), other], tmp_path)
     html = html_path.read_text()
     tags = _tags(html)
-    assert {t for t, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "a",
-                                   "section", "ul", "li", "details", "summary"}
+    assert {t for t, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "h4", "p",
+                                   "a", "section", "ul", "li", "details", "summary", "table", "tr", "th", "td",
+                                   "code", "span"}
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;script&gt;alert(2)&lt;/script&gt;" in html
     hrefs = [a["href"] for t, a in tags if t == "a"]
-    assert all(h == "releases.json" or h.startswith("../releases/") for h in hrefs), hrefs
+    assert all(h == "releases.json" or h.startswith(("../releases/", "#year-")) for h in hrefs), hrefs
     assert json.loads(json_path.read_text())["releases"][0]["title"] == EVIL_TITLE  # data, not markup
 
 
@@ -288,10 +289,55 @@ def test_catalog_golden_html_and_json(tmp_path) -> None:
     assert small["versions"][1]["heading"] == "Smallland (June 2019) - 2 Accounts"
     assert small["versions"][0]["readme"] == "releases/smallland_201906/v2/README.md"
     for entry in doc["releases"]:
-        assert f"<h2>{entry['heading']}</h2>" in html
+        assert f"<h4>{entry['heading']}</h4>" in html
         for line in entry["lines"]:
             assert f"<li>{line}</li>" in html
     assert "<script" not in html.lower()
+
+
+def test_catalog_groups_by_year_and_country_lists_files_and_marks_withdrawn(tmp_path) -> None:
+    """A withdrawn version (its withdrawal record) is marked "withdrawn, superseded by v2"; the
+    latest standing version gives the heading, the README link and the file and checksum list."""
+    from html.parser import HTMLParser
+
+    v1 = smallland(1)
+    v1.update({"withdrawn_at": "2021-06-01T00:00:00Z", "reason": "retraction after appeal <b>R-1</b>",
+               "superseded_by": 2, "withdrawn_files": [{"name": "x.zip", "sha256": "00" * 32}]})
+    html_path, json_path = render_catalog([v1, smallland(2), iran(), largeland()], tmp_path)
+    html = html_path.read_text()
+    doc = json.loads(json_path.read_text())
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.parts.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    text = " ".join(" ".join(parser.parts).split())
+    # years newest first, then countries
+    assert [m for m in re.findall(r'<h2 id="year-(\d{4})">', html)] == ["2021", "2019"]
+    assert text.index("Iran (February 2021) - 238 Accounts") < text.index("Largeland (December 2019)") \
+        < text.index("Smallland (June 2019) - 1 Account")
+    small = next(r for r in doc["releases"] if r["release_id"] == "smallland_201906")
+    assert small["latest_version"] == 2 and small["withdrawn"] is False
+    assert small["versions"][1]["withdrawn"]["text"] == "withdrawn, superseded by v2"
+    assert "v1: withdrawn, superseded by v2 (2021-06-01T00:00:00Z: retraction after appeal &lt;b&gt;R-1&lt;/b&gt;)" \
+        in " ".join(html.replace('<span class="withdrawn">', "").replace("</span>", "").split())
+    assert 'href="../releases/smallland_201906/v1/manifest.json">withdrawal record</a>' in html
+    assert 'href="../releases/smallland_201906/v1/README.md"' not in html  # its data objects are gone
+    assert 'href="../releases/smallland_201906/v2/README.md">README</a>' in html
+    for f in smallland(2)["files"]:
+        assert f'<code>{f["sha256"]}</code>' in html
+        assert f'href="../releases/smallland_201906/v2/{f["name"]}"' in html
+    # every version withdrawn: the release says so instead of offering downloads
+    html_path, _ = render_catalog([v1], tmp_path / "only_withdrawn")
+    only = html_path.read_text()
+    assert "Version 1 withdrawn, superseded by v2 (2021-06-01T00:00:00Z)." in only
+    assert "README.md" not in only
 
 
 def test_catalog_refuses_unhashed_and_conflicting_manifests(tmp_path) -> None:

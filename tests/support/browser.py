@@ -158,6 +158,10 @@ class ReviewerBrowser:
         else:
             page.goto(self.base_url + path)
 
+    def goto(self, path: str) -> Any:
+        """Open ``path`` of the stack (e.g. a release browser page); returns Playwright's response."""
+        return self.page.goto(self.base_url + path)
+
     def gate_is_showing(self, text: str) -> bool:
         """Whether ``text`` is visible on the gate page (the rendered body, not hidden markup)."""
         return bool(self.page.get_by_text(text, exact=False).first.is_visible())

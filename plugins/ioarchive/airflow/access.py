@@ -44,6 +44,19 @@ ROLE_ADMIN = "Admin"
 USERS_ENV = "IOARCHIVE_AIRFLOW_USERS"
 """``user:role,user:role`` (docker-compose's airflow-init); each password from ``<USER>_PASSWORD``."""
 
+MEMBER_DATA_ROLES = frozenset({ROLE_REVIEWER, ROLE_ADMIN})
+"""Roles that may read the unhashed (member) variant in the release browser: reviewers approve
+what members receive, administrators run the deployment. Everyone else signed in (integrity
+team, on-call, FAB's Viewer) sees the public (hashed) variant only."""
+
+
+def may_read_member_data(user: object) -> bool:
+    """Whether an Airflow user (FAB: ``roles``; simple auth manager: ``role``) holds a member-data role."""
+    names = {str(getattr(r, "name", r)) for r in (getattr(user, "roles", None) or [])}
+    names.add(str(getattr(user, "role", None) or ""))
+    return bool(names & MEMBER_DATA_ROLES) or "ADMIN" in {n.upper() for n in names}
+
+
 SECRET_RESOURCES = ("Variables", "Connections", "Configurations")
 """Resources only an administrator may see: the pseudonymization key is a Variable."""
 

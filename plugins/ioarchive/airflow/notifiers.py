@@ -11,6 +11,7 @@ Every message says what happened, to which release, where to look and what to do
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from airflow.sdk.bases.notifier import BaseNotifier
 
 from ioarchive import settings
+from ioarchive.airflow.browser.links import api_base_url, task_log_url, version_url
 
 log = logging.getLogger("ioarchive.airflow.notifiers")
 
@@ -85,11 +87,69 @@ def send(message: Message, context: Any = None) -> str:
     return "sns"
 
 
-def _hint(task_id: str) -> str:
-    for prefix, hint in FAILURE_HINTS.items():
+RUNBOOK_SECTIONS: dict[str, str] = {
+    "validate_request": "common-failures",
+    "attribution_signoff": "common-failures",
+    "publication_signoff": "common-failures",
+    "wait_for_investigations": "commands",
+    "publish": "common-failures",
+}
+"""Runbook section (a heading anchor of docs/runbook.md) per task id prefix; tests check each exists."""
+DEFAULT_RUNBOOK_SECTION = "after-a-failure-notification"
+"""The runbook's walk from this message to a rerun: open the log, fix the cause, clear the task."""
+
+
+def _for_task(table: dict[str, str], task_id: str) -> str | None:
+    for prefix, value in table.items():
         if task_id == prefix or task_id.startswith(prefix):
-            return hint
-    return "Read the task log, fix the cause and clear the task to retry."
+            return value
+    return None
+
+
+def _hint(task_id: str) -> str:
+    return _for_task(FAILURE_HINTS, task_id) or "Read the task log, fix the cause and clear the task to retry."
+
+
+def runbook_section(task_id: str) -> str:
+    """``<runbook>#<anchor>`` of the section an on-call engineer reads for a failure of ``task_id``."""
+    base = settings.get("IOARCHIVE_RUNBOOK_URL") or "docs/runbook.md"
+    return f"{base}#{_for_task(RUNBOOK_SECTIONS, task_id) or DEFAULT_RUNBOOK_SECTION}"
+
+
+_KIND_PREFIX = re.compile(r"^[A-Z][a-z]+(?:[A-Z][A-Za-z0-9]*)+: ")
+"""An error kind already leads the text (``InvalidRelease: ...``, as ``release_task`` words it)."""
+
+
+def _error_line(lines: list[str]) -> str:
+    """The last line naming an error kind (``InvalidRelease: ...``, ``OSError: ...``), from there on."""
+    from ioarchive import errors
+
+    kinds = sorted(n for n, o in vars(errors).items() if isinstance(o, type) and issubclass(o, BaseException))
+    pattern = re.compile(r"\b(?:" + "|".join(kinds) + r"|[A-Z]\w*(?:Error|Exception)): ")
+    for line in reversed(lines):
+        m = pattern.search(line)
+        if m:
+            return line[m.start():].strip()
+    return ""
+
+
+def one_line(exc: BaseException | str | None, limit: int = 400) -> str:
+    """The cause in one line: the error's first line, plus, when that line only announces the
+    details ("...; last lines:", as a failed Spark child's error does), the last line of the
+    details that names an error kind (the child's own error). Shortened to ``limit``."""
+    if exc is None:
+        return "no error was passed to the callback: see the log"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    if isinstance(exc, BaseException) and not _KIND_PREFIX.match(first):
+        kind = type(exc).__name__
+        first = f"{kind}: {first}" if first else kind
+    detail = _error_line(lines[1:]) if first.endswith(":") and len(lines) > 1 else ""
+    if not detail:
+        return first if len(first) <= limit else first[: limit - 3] + "..."
+    detail = detail[: limit // 2]
+    room = limit - len(detail) - 1
+    return (first if len(first) <= room else first[: room - 3] + "...") + " " + detail
 
 
 def _release_id(context: Any) -> str:
@@ -98,20 +158,25 @@ def _release_id(context: Any) -> str:
 
 
 def failure_message(context: Any) -> Message:
-    """What failed, for which release, where the log is, what to do."""
+    """What failed (release, task, one-line cause), where the log is, which runbook section, what to do."""
     ti = context.get("ti") or context.get("task_instance")
     task_id = getattr(ti, "task_id", "?")
     map_index = getattr(ti, "map_index", -1)
     where = task_id if map_index in (None, -1) else f"{task_id}[{map_index}]"
     run_id = getattr(ti, "run_id", "?")
+    dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", None) or "io_release"
+    try_number = getattr(ti, "try_number", None)
     release = _release_id(context)
-    exc = context.get("exception")
-    log_url = getattr(ti, "log_url", "") or ""
+    version = (context.get("params") or {}).get("version")
+    base = api_base_url()
+    log_url = task_log_url(base, dag_id, run_id, task_id, map_index, try_number) if base else ""
     body = "\n".join(
         [
-            f"Release {release}: task {where} failed (run {run_id}, try {getattr(ti, 'try_number', '?')}).",
-            f"Error: {exc}" if exc else "Error: see the log.",
-            f"Log: {log_url}" if log_url else "Log: open the run in the Airflow UI.",
+            f"Release {release}{f' v{version}' if version else ''}: task {where} failed "
+            f"(DAG {dag_id}, run {run_id}, try {try_number if try_number is not None else '?'}).",
+            f"Cause: {one_line(context.get('exception'))}",
+            f"Log: {log_url}" if log_url else "Log: open the run in the Airflow UI ([api] base_url is not set).",
+            f"Runbook: {runbook_section(task_id)}",
             f"What to do: {_hint(task_id)}",
             "Nothing is published until both sign-offs pass and publish completes.",
         ]
@@ -127,10 +192,15 @@ def on_task_failure(context: Any) -> None:
 def gate_message(gate: str, context: Any, reviewers: Iterable[str] | None, link: str) -> Message:
     release = _release_id(context)
     who = ", ".join(reviewers) if reviewers else "any reviewer"
+    params = context.get("params") or {}
+    base = api_base_url()
+    browse = version_url(release, int(params.get("version") or 1), base_url=base) if base else ""
     body = "\n".join(
         [
             f"Release {release}: the {gate} sign-off is waiting for a reviewer ({who}).",
             f"Review and answer: {link}" if link else "Answer in the Airflow UI: Browse > Required Actions.",
+            f"Release browser (README, charts, data quality, sample rows): {browse}" if browse
+            else "Release browser: Releases in the Airflow UI's navigation.",
             "The user who triggered the run cannot approve it (four eyes).",
         ]
     )

@@ -241,6 +241,8 @@ class Stack:
                 "PATH": f"{venv_bin()}{os.pathsep}{env.get('PATH', '')}",
                 "AIRFLOW_HOME": str(self.airflow_home),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                # plugins/ioarchive_browser_plugin.py (the release browser); .airflowignore skips the package
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "4",

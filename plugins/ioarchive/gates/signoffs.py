@@ -187,6 +187,7 @@ class ReleaseGateOperator(ApprovalOperator):
                 self.gate,
                 trigger,
             )
+        self.body = with_browser_link(self.body, context["params"])
         log.info(
             "%s gate waiting for one of %s",
             self.gate,
@@ -254,6 +255,24 @@ class ReleaseGateOperator(ApprovalOperator):
             log.warning("%s gate was approved by %s at %s in an earlier try of run %s; not asking again "
                         "(to ask again, trigger a new run)", self.gate, earlier["by"], earlier["at"], context["run_id"])
         return earlier
+
+
+def with_browser_link(body: str | None, params: Mapping[str, Any]) -> str:
+    """The gate's body with a link to the version's page in the release browser appended.
+
+    The reviewer reads the README, charts, Data Docs of both variants, sample rows and the
+    reconciliation there before answering. Without ``[api] base_url`` the body names the
+    navigation entry instead of a link that would not resolve.
+    """
+    from ioarchive.airflow.browser.links import api_base_url, version_url
+
+    release_id, version = str(params.get("release_id", "")), int(params.get("version") or 1)
+    base = api_base_url()
+    if base and release_id:
+        line = f"**Release browser:** [{release_id} v{version}]({version_url(release_id, version, base_url=base)})"
+    else:
+        line = "**Release browser:** Releases in the Airflow UI's navigation."
+    return f"{body or ''}\n\n{line}\n"
 
 
 def _iso(value: Any) -> str:

@@ -355,7 +355,23 @@ def render_release(
 # --- catalog -------------------------------------------------------------------------------
 
 def _bytes_of(manifest: dict[str, Any], kind: str) -> int:
-    return sum(f["bytes"] for f in manifest["files"] if f.get("kind") == kind)
+    return sum(f["bytes"] for f in manifest.get("files") or [] if f.get("kind") == kind)
+
+
+def withdrawal(manifest: dict[str, Any]) -> dict[str, Any] | None:
+    """The withdrawal record of a version (top-level ``withdrawn_at``, ``reason``, ``superseded_by``,
+    ``withdrawn_files`` of its manifest), or None while the version stands."""
+    if not manifest.get("withdrawn_at"):
+        return None
+    successor = manifest.get("superseded_by")
+    return {
+        "at": str(manifest["withdrawn_at"]),
+        "reason": str(manifest.get("reason") or ""),
+        "superseded_by": int(successor) if successor is not None else None,
+        "files": [{"name": f.get("name"), "sha256": f.get("sha256")} for f in manifest.get("withdrawn_files") or []
+                  if isinstance(f, dict)],
+        "text": "withdrawn" + (f", superseded by v{int(successor)}" if successor is not None else ""),
+    }
 
 
 def catalog_lines(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -370,8 +386,9 @@ def catalog_lines(manifest: dict[str, Any]) -> dict[str, Any]:
     README); media are the archives (tweet and profile), and the Media line is left out when a
     release has none. Sizes: ``human_size(n, 1)``; counts with thousands separators.
     """
-    accounts = manifest["counts"]["accounts"]
-    archives = manifest["counts"]["archives"]
+    counts = manifest.get("counts") or {}
+    accounts = int(counts.get("accounts") or 0)
+    archives = int(counts.get("archives") or 0)
     media_bytes = _bytes_of(manifest, "media_archive")
     heading = f"{manifest['title']} - {thousands(accounts)} Account{'' if accounts == 1 else 's'}"
     lines = [
@@ -404,20 +421,26 @@ def catalog_entries(manifests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
         versions[m["version"]] = m
     entries = []
     for release_id, versions in by_release.items():
-        latest = versions[max(versions)]
+        standing = [n for n in versions if withdrawal(versions[n]) is None]
+        latest_n = max(standing or versions)  # the newest version that is not withdrawn
+        latest = versions[latest_n]
         version_rows = []
         for n in sorted(versions, reverse=True):
             m = versions[n]
             prefix = f"releases/{release_id}/v{n}/"
+            counts = m.get("counts") or {}
             version_rows.append({
                 "version": n,
                 **catalog_lines(m),
-                "counts": {k: m["counts"][k] for k in ("accounts", "accounts_that_posted", "posts",
-                                                        "media_files", "archives")},
+                "counts": {k: counts.get(k, 0) for k in ("accounts", "accounts_that_posted", "posts",
+                                                         "media_files", "archives")},
                 "changes": [e["text"] for e in m.get("changelog", []) if e["version"] == n],
                 "readme": prefix + README_NAME,
                 "manifest": prefix + "manifest.json",
                 "sha256sums": prefix + SHA256SUMS_NAME,
+                "files": [{"name": f["name"], "bytes": f["bytes"], "size": human_size(f["bytes"], CATALOG_DECIMALS),
+                           "sha256": f["sha256"]} for f in m.get("files") or []],
+                "withdrawn": withdrawal(m),
             })
         entries.append({
             "release_id": release_id,
@@ -425,13 +448,24 @@ def catalog_entries(manifests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
             "country": latest.get("country", ""),
             "disclosure_month": latest["disclosure_month"],
             "disclosure": month_name(latest["disclosure_month"]),
-            "latest_version": max(versions),
+            "year": str(latest["disclosure_month"])[:4],
+            "latest_version": latest_n,
+            "withdrawn": not standing,
             **catalog_lines(latest),
             "versions": version_rows,
         })
     entries.sort(key=lambda e: (e["disclosure_month"], e["release_id"]))
     entries.reverse()
     return entries
+
+
+def catalog_groups(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Entries by disclosure year (newest first), then by country (alphabetical), as the page lists them."""
+    years: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for e in entries:
+        years.setdefault(e["year"], {}).setdefault(e["country"] or "Unknown country", []).append(e)
+    return [{"year": year, "countries": [{"country": c, "entries": years[year][c]} for c in sorted(years[year])]}
+            for year in sorted(years, reverse=True)]
 
 
 def render_catalog(manifests: list[dict[str, Any]], out_dir: str | Path) -> list[Path]:
@@ -441,7 +475,8 @@ def render_catalog(manifests: list[dict[str, Any]], out_dir: str | Path) -> list
     entries = catalog_entries(manifests)
     html_path = out / "index.html"
     json_path = out / "releases.json"
-    html_path.write_text(_render("catalog/index.html.j2", entries=entries), encoding="utf-8")
+    html_path.write_text(_render("catalog/index.html.j2", entries=entries, groups=catalog_groups(entries)),
+                         encoding="utf-8")
     doc = {"catalog_format": 1, "releases": entries}
     json_path.write_text(json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
     log.info("catalog: %d releases, %d versions -> %s", len(entries), sum(len(e["versions"]) for e in entries), out)
