@@ -407,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=os.environ.get("IOARCHIVE_BENCH_DIR", str(Path(tempfile.gettempdir()) / "ioarchive-bench")))
     parser.add_argument("--skip", default="", help="comma-separated: ours,floor,pandas,duckdb")
     parser.add_argument("--only", default="", help="comma-separated engines to run (default: all four)")
+    parser.add_argument("--event-log", default="", help="folder for Spark's JSON event log (per-operator metrics)")
     parser.add_argument("--engine", choices=("pandas", "duckdb"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     engines = ("ours", "floor", "pandas", "duckdb")
@@ -428,7 +429,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from ioarchive.spark.session import get_spark
 
-    spark = get_spark("ioarchive-bench")
+    extra = {}
+    if args.event_log:
+        Path(args.event_log).mkdir(parents=True, exist_ok=True)
+        extra = {"spark.eventLog.enabled": "true", "spark.eventLog.compress": "false",
+                 "spark.eventLog.dir": Path(args.event_log).resolve().as_uri()}
+    spark = get_spark("ioarchive-bench", extra)
     spark.range(1).count()  # session start is not part of any measurement
     cpu = CpuClock(spark)
     results: dict[str, float] = {}
