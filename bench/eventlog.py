@@ -69,7 +69,7 @@ def analyze(path: Path, top: int) -> None:
     exec_run: dict[int, float] = defaultdict(float)
     accum: dict[int, float] = defaultdict(float)
     metric_nodes: dict[int, tuple[int, str, str, str]] = {}
-    total_cpu = 0.0
+    total_cpu = total_gc = total_run = 0.0
     for line in _lines(path):
         try:
             ev = json.loads(line)
@@ -102,6 +102,8 @@ def analyze(path: Path, top: int) -> None:
             m = ev.get("Task Metrics") or {}
             cpu = m.get("Executor CPU Time", 0) / 1e9
             total_cpu += cpu
+            total_gc += m.get("JVM GC Time", 0) / 1e3
+            total_run += m.get("Executor Run Time", 0) / 1e3
             eid = stage_exec.get(ev.get("Stage ID"))
             if eid is not None:
                 exec_cpu[eid] += cpu
@@ -115,7 +117,8 @@ def analyze(path: Path, top: int) -> None:
         elif kind.endswith("SQLDriverAccumUpdates") or kind == "SparkListenerDriverAccumUpdates":
             for aid, value in ev.get("accumUpdates", []):
                 accum[aid] += float(value)
-    print(f"executor CPU total {total_cpu:.1f} s in {len(executions)} SQL executions")
+    print(f"tasks: CPU {total_cpu:.1f} s, run {total_run:.1f} s, JVM GC {total_gc:.1f} s; "
+          f"{len(executions)} SQL executions")
     print("\n== SQL executions by executor CPU ==")
     rows = sorted(executions.items(), key=lambda kv: -exec_cpu.get(kv[0], 0))
     for eid, e in rows[:top]:

@@ -54,11 +54,15 @@ class CpuClock:
         self.jvm_pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
 
     def __call__(self) -> float:
+        return sum(self.split())
+
+    def split(self) -> tuple[float, float]:
+        """(this Python process, the Spark JVM) CPU seconds."""
         own = resource.getrusage(resource.RUSAGE_SELF)
         with open(f"/proc/{self.jvm_pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         jvm = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return own.ru_utime + own.ru_stime + jvm
+        return own.ru_utime + own.ru_stime, jvm
 
 
 def peak_rss_mib(pid: int | None = None) -> float:
@@ -106,9 +110,11 @@ def run_ours(spark, campaign: Path, out: Path, cpu=None) -> float:
     )
     t = time.perf_counter()
     for label, phase in phases:
-        t0, c0 = time.perf_counter(), cpu() if cpu else 0.0
+        t0, c0 = time.perf_counter(), cpu.split() if cpu else (0.0, 0.0)
         phase()
-        cpu_s = f"   cpu {cpu() - c0:7.1f} s" if cpu else ""
+        c1 = cpu.split() if cpu else (0.0, 0.0)
+        cpu_s = (f"   cpu {sum(c1) - sum(c0):7.1f} s (JVM {c1[1] - c0[1]:6.1f}, Python {c1[0] - c0[0]:6.1f})"
+                 if cpu else "")
         print(f"   ours/{label:<15} wall {time.perf_counter() - t0:7.1f} s{cpu_s}", flush=True)
     return time.perf_counter() - t
 

@@ -394,10 +394,10 @@ def client_name(source: Column) -> Column:
     """
     from pyspark.sql import functions as F
 
-    text = F.when(
-        source.rlike(r"(?s)^\s*<a\b[^>]*>.*</a>\s*$"),
-        F.regexp_extract(source, r"(?s)<a\b[^>]*>(.*)</a>", 1),
-    ).otherwise(source)
+    # One regular expression per row: the whole value is replaced by the anchor's text when it
+    # is exactly one anchor, and left as it is otherwise (same result as a match test followed
+    # by an extraction, at half the cost).
+    text = F.regexp_replace(source, r"(?s)^\s*<a\b[^>]*>(.*)</a>\s*$", "$1")
     for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&amp;", "&")):
         text = F.replace(text, F.lit(entity), F.lit(char))
     return text
