@@ -54,11 +54,15 @@ class CpuClock:
         self.jvm_pid = int(spark._jvm.java.lang.ProcessHandle.current().pid())
 
     def __call__(self) -> float:
+        return sum(self.split())
+
+    def split(self) -> tuple[float, float]:
+        """(this Python process, the Spark JVM) CPU seconds."""
         own = resource.getrusage(resource.RUSAGE_SELF)
         with open(f"/proc/{self.jvm_pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         jvm = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        return own.ru_utime + own.ru_stime + jvm
+        return own.ru_utime + own.ru_stime, jvm
 
 
 def peak_rss_mib(pid: int | None = None) -> float:
@@ -106,9 +110,11 @@ def run_ours(spark, campaign: Path, out: Path, cpu=None) -> float:
     )
     t = time.perf_counter()
     for label, phase in phases:
-        t0, c0 = time.perf_counter(), cpu() if cpu else 0.0
+        t0, c0 = time.perf_counter(), cpu.split() if cpu else (0.0, 0.0)
         phase()
-        cpu_s = f"   cpu {cpu() - c0:7.1f} s" if cpu else ""
+        c1 = cpu.split() if cpu else (0.0, 0.0)
+        cpu_s = (f"   cpu {sum(c1) - sum(c0):7.1f} s (JVM {c1[1] - c0[1]:6.1f}, Python {c1[0] - c0[0]:6.1f})"
+                 if cpu else "")
         print(f"   ours/{label:<15} wall {time.perf_counter() - t0:7.1f} s{cpu_s}", flush=True)
     return time.perf_counter() - t
 
@@ -407,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=os.environ.get("IOARCHIVE_BENCH_DIR", str(Path(tempfile.gettempdir()) / "ioarchive-bench")))
     parser.add_argument("--skip", default="", help="comma-separated: ours,floor,pandas,duckdb")
     parser.add_argument("--only", default="", help="comma-separated engines to run (default: all four)")
+    parser.add_argument("--event-log", default="", help="folder for Spark's JSON event log (per-operator metrics)")
     parser.add_argument("--engine", choices=("pandas", "duckdb"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     engines = ("ours", "floor", "pandas", "duckdb")
@@ -428,7 +435,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from ioarchive.spark.session import get_spark
 
-    spark = get_spark("ioarchive-bench")
+    extra = {}
+    if args.event_log:
+        Path(args.event_log).mkdir(parents=True, exist_ok=True)
+        extra = {"spark.eventLog.enabled": "true", "spark.eventLog.compress": "false",
+                 "spark.eventLog.dir": Path(args.event_log).resolve().as_uri()}
+    spark = get_spark("ioarchive-bench", extra)
     spark.range(1).count()  # session start is not part of any measurement
     cpu = CpuClock(spark)
     results: dict[str, float] = {}

@@ -191,10 +191,10 @@ def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: 
           ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Counts by disposition/reason and the quarantine records of one classified table.
 
-    One aggregation gives the books, the quarantined lines and, per file split, the line
-    offsets that turn (``blk``, ``mid``) into 1-based line numbers (blank lines count as lines,
-    not as reads). Quarantined lines whose raw text was not kept (duplicates) are read again
-    from the file, by position, only when there are any.
+    One aggregation (:func:`_tally_rows`) gives the books, the quarantined lines and, per file
+    split, the line offsets that turn (``blk``, ``mid``) into 1-based line numbers (blank lines
+    count as lines, not as reads). Quarantined lines whose raw text was not kept (duplicates)
+    are read again from the file, by position, only when there are any.
 
     ``facets`` (name -> array of keys per row) are counted over the *released* rows in that same
     aggregation (the release statistics, no second pass): each row is expanded into its books
@@ -204,14 +204,7 @@ def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: 
     """
     from pyspark.sql import functions as F
 
-    quarantined = F.col("disposition") == "quarantined"
-    if not facets:
-        rows = df.groupBy("blk", "disposition", "reason").agg(
-            F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0"),
-            F.collect_list(F.when(quarantined, F.struct("mid", "value"))).alias("q"),
-        ).collect()
-    else:
-        rows = _tally_with_facets(df, facets, stats if stats is not None else {})
+    rows = _tally_rows(df, facets or {}, stats if stats is not None else {})
     entry: dict[str, Any] = {"read": 0, "released": 0, "excluded": {}, "quarantined": {}}
     per_block: dict[int, list[int]] = {}
     pending: list[tuple[int, int, str, str | None]] = []
@@ -227,7 +220,8 @@ def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: 
         else:
             bucket = entry[row["disposition"]]
             bucket[row["reason"]] = bucket.get(row["reason"], 0) + row["n"]
-        pending += [(row["blk"], q["mid"], row["reason"], q["value"]) for q in row["q"]]
+        if row["qmid"] is not None:
+            pending.append((row["blk"], row["qmid"], row["reason"], row["qvalue"]))
     entry["excluded"] = dict(sorted(entry["excluded"].items()))
     entry["quarantined"] = dict(sorted(entry["quarantined"].items()))
     if not pending:
@@ -244,36 +238,46 @@ def tally(spark: SparkSession, df: DataFrame, source: Path | None, source_file: 
         offsets[blk] = (seen, per_block[blk][1])
         seen += per_block[blk][0]
     records = []
-    for blk, mid, why, value in pending:
+    for blk, mid, why, value in sorted(pending, key=lambda p: (p[0], p[1])):
         base, first_mid = offsets[blk]
         records.append(reconcile.quarantine_record(source_file, base + (mid - first_mid) + 1, why, value or ""))
     return entry, records
 
 
-def _tally_with_facets(df: DataFrame, facets: dict[str, Column], stats: dict[str, dict[str, int]]) -> list[Any]:
-    """:func:`tally`'s aggregation plus facet counts of the released rows; returns the books rows."""
+def _tally_rows(df: DataFrame, facets: dict[str, Column], stats: dict[str, dict[str, int]]) -> list[Any]:
+    """:func:`tally`'s one aggregation; returns the books rows, puts facet counts into ``stats``.
+
+    Books rows are ``(blk, disposition, reason, qmid, qvalue, n, m0)``: a quarantined line is a
+    group of its own (``qmid``/``qvalue`` are its position and kept text; null for every other
+    line), so the aggregation needs only ``count`` and ``min``, both codegen'd hash aggregates.
+    (Collecting the quarantined lines with ``collect_list`` instead forced an object hash
+    aggregate that falls back to sorting beyond 128 keys: the event log's largest operator time
+    of the extraction at 300 k posts, see docs/performance.md.) Facet events carry only
+    ``(_facet, _key)``; facet keys come from native expressions (no lambdas per row).
+    """
     from pyspark.sql import functions as F
 
-    event = "struct<f:string,k:string>"
+    quarantined = F.col("disposition") == "quarantined"
+    keys = [
+        F.col("blk"), F.col("disposition"), F.col("reason"),
+        F.when(quarantined, F.col("mid")).alias("qmid"), F.when(quarantined, F.col("value")).alias("qvalue"),
+    ]
+    counts = [F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0")]
+    if not facets:
+        return df.groupBy(*keys).agg(*counts).collect()
+    event = "array<struct<f:string,k:string>>"
     released = F.col("disposition") == "released"
     events = [F.array(F.struct(F.lit(None).cast("string").alias("f"), F.lit(None).cast("string").alias("k")))]
-    def tagged(name: str) -> Callable[[Column], Column]:
-        # One argument only: Spark passes the element's index to a two-argument lambda.
-        return lambda k: F.struct(F.lit(name).alias("f"), k.alias("k"))
-
-    for name, keys in facets.items():
-        mine = F.transform(F.filter(keys, lambda k: k.isNotNull()), tagged(name))
-        events.append(F.when(released, mine).otherwise(F.array().cast(f"array<{event}>")))
+    for name, facet_keys in facets.items():
+        tagged = F.arrays_zip(F.array_repeat(F.lit(name), F.size(facet_keys)), facet_keys).cast(event)
+        events.append(F.when(released, F.coalesce(tagged, F.array().cast(event))).otherwise(F.array().cast(event)))
     books = F.col("_e.f").isNull()
-    expanded = df.select("blk", "mid", "disposition", "reason", "value", F.explode(F.concat(*events)).alias("_e"))
+    expanded = df.select(*keys, F.col("mid"), F.explode(F.concat(*events)).alias("_e")).where(
+        books | F.col("_e.k").isNotNull())
     agg = expanded.groupBy(
         F.col("_e.f").alias("_facet"), F.col("_e.k").alias("_key"),
-        F.when(books, F.col("blk")).alias("blk"), F.when(books, F.col("disposition")).alias("disposition"),
-        F.when(books, F.col("reason")).alias("reason"),
-    ).agg(
-        F.count(F.lit(1)).alias("n"), F.min("mid").alias("m0"),
-        F.collect_list(F.when(books & (F.col("disposition") == "quarantined"), F.struct("mid", "value"))).alias("q"),
-    ).persist()
+        *[F.when(books, F.col(c)).alias(c) for c in ("blk", "disposition", "reason", "qmid", "qvalue")],
+    ).agg(*counts).persist()
     try:
         capped = [n for n in facets if n in release_stats.TOP_K]
         small = agg.where(F.col("_facet").isNull() | ~F.col("_facet").isin(*capped)) if capped else agg
@@ -307,8 +311,7 @@ def post_facets() -> dict[str, Column]:
     return {
         "posts_per_day": F.array(F.date_format(F.col("_ts"), "yyyy-MM-dd")),
         "post_languages": F.array(F.coalesce(F.col("j.lang"), F.lit(""))),
-        "hashtags": F.array_distinct(F.coalesce(F.transform(F.col("j.entities.hashtags"), lambda h: h["text"]),
-                                                F.array().cast("array<string>"))),
+        "hashtags": F.array_distinct(F.coalesce(F.col("j.entities.hashtags.text"), F.array().cast("array<string>"))),
         "clients": F.array(F.coalesce(client_name(F.col("j.source")), F.lit(""))),
         "retweets": F.array(F.when(F.col("j.retweeted_status").isNotNull(), F.lit("true")).otherwise(F.lit("false"))),
     }
@@ -391,10 +394,10 @@ def client_name(source: Column) -> Column:
     """
     from pyspark.sql import functions as F
 
-    text = F.when(
-        source.rlike(r"(?s)^\s*<a\b[^>]*>.*</a>\s*$"),
-        F.regexp_extract(source, r"(?s)<a\b[^>]*>(.*)</a>", 1),
-    ).otherwise(source)
+    # One regular expression per row: the whole value is replaced by the anchor's text when it
+    # is exactly one anchor, and left as it is otherwise (same result as a match test followed
+    # by an extraction, at half the cost).
+    text = F.regexp_replace(source, r"(?s)^\s*<a\b[^>]*>(.*)</a>\s*$", "$1")
     for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&#39;", "'"), ("&amp;", "&")):
         text = F.replace(text, F.lit(entity), F.lit(char))
     return text
@@ -405,7 +408,8 @@ def _post_columns() -> list[Column]:
     from pyspark.sql import functions as F
 
     def strings(arr: str, field: str) -> Column:
-        return F.coalesce(F.transform(F.col(arr), lambda x: x[field]), F.array().cast("array<string>"))
+        # Field of an array of structs: native (no lambda per row), null elements kept as null.
+        return F.coalesce(F.col(f"{arr}.{field}"), F.array().cast("array<string>"))
 
     coords = F.col("j.coordinates.coordinates")
     has_point = F.col("j.coordinates").isNotNull() & (F.size(coords) >= 2)

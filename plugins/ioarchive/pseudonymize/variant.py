@@ -106,7 +106,11 @@ def lookup_table(keys: DataFrame) -> DataFrame:
 
 
 def _with_lookup(df: DataFrame, lut: DataFrame) -> DataFrame:
-    """``df`` plus the ``_lut`` column (a broadcast one-row cross join: no shuffle, no copy)."""
+    """``df`` plus the ``_lut`` column (a broadcast one-row cross join: no shuffle, no copy).
+
+    Not a scalar subquery: Spark refuses subqueries inside higher-order functions, and the
+    lookups run inside ``transform`` over a text's pieces.
+    """
     from pyspark.sql import functions as F
 
     return df.crossJoin(F.broadcast(lut))
@@ -116,8 +120,10 @@ def _find(lut: Column, key: Column) -> Column:
     """Pseudonym stored under ``key`` in :func:`lookup_table`'s hash table, or null."""
     from pyspark.sql import functions as F
 
+    # Higher-order functions are evaluated row by row, without common subexpressions: the bucket
+    # is named once (``get`` of an empty filter result is null, so no separate size test).
     bucket = F.get(lut, F.pmod(F.xxhash64(key), F.size(lut)).cast("int"))
-    return F.when(F.size(bucket) > 0, F.get(F.filter(bucket, lambda e: e["key"] == key), 0)["pseudonym"])
+    return F.get(F.filter(bucket, lambda e: e["key"] == key), 0)["pseudonym"]
 
 
 def _id(lut: Column, col: Column) -> Column:
@@ -125,6 +131,18 @@ def _id(lut: Column, col: Column) -> Column:
     from pyspark.sql import functions as F
 
     return F.coalesce(_find(lut, F.concat(F.lit("i:"), col)), col)
+
+
+def _is_token(piece: Column) -> Column:
+    """A piece of :func:`redact_text` is a token run when its first character is ``[A-Za-z0-9_]``.
+
+    Separator runs (about half the pieces) skip the lookup; ``ascii`` is the first character's
+    code, an arithmetic test instead of a regular expression per piece.
+    """
+    from pyspark.sql import functions as F
+
+    c = F.ascii(piece)
+    return c.between(48, 57) | c.between(65, 90) | c.between(97, 122) | (c == 95)
 
 
 def redact_text(lut: Column, text: Column) -> Column:
@@ -137,7 +155,8 @@ def redact_text(lut: Column, text: Column) -> Column:
     from pyspark.sql import functions as F
 
     pieces = F.regexp_extract_all(text, F.lit(f"{TOKEN}+|[^A-Za-z0-9_]+"), 0)
-    replaced = F.transform(pieces, lambda p: F.coalesce(_find(lut, F.concat(F.lit("t:"), F.lower(p))), p))
+    replaced = F.transform(pieces, lambda p: F.when(
+        _is_token(p), F.coalesce(_find(lut, F.concat(F.lit("t:"), F.lower(p))), p)).otherwise(p))
     return F.when(text.isNull() | (text == ""), text).otherwise(F.array_join(replaced, ""))
 
 
