@@ -48,6 +48,7 @@ from ioarchive.quality.summary import (
     write_summary,
 )
 from ioarchive.schema import DEFAULT_THRESHOLD, VARIANTS
+from ioarchive.spark.session import application_id
 from ioarchive.staging import StagingLayout
 
 if TYPE_CHECKING:
@@ -234,7 +235,7 @@ def validate_release(
             write_run_info(layout, variant, {
                 "started_at": started_at, "finished_at": _now(), "seconds": round(time.monotonic() - started, 1),
                 "suite_seconds": {name: timings[(variant, name)] for name in suite_dicts},
-                "spark_application_id": spark.sparkContext.applicationId, "staging_dir": str(layout.root),
+                "spark_application_id": application_id(spark), "staging_dir": str(layout.root),
             })
     finally:
         for frame in cached:

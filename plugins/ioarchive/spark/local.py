@@ -1,5 +1,7 @@
 """The local backend: a Spark step in a child process of the task, on the worker.
 
+The connect backend runs the same child, a client of a Spark Connect server (``ioarchive.spark.connect``).
+
 The child (``python -m ioarchive.spark.local spark-step <step> '<settings json>'``) runs the step's
 ``jobs/<step>.py`` in-process with its own Spark session, so the Airflow worker never hosts a JVM
 across tasks. The child dies with the task process (``PR_SET_PDEATHSIG``): a killed worker
@@ -17,13 +19,16 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from ioarchive.errors import EXIT_NOT_RETRYABLE, SparkJobFailed, SparkStepRejected
 from ioarchive.resources import jobs_dir
 from ioarchive.spark.config import BackendConfig
 from ioarchive.spark.job_settings import StepSettings, job_script
+from ioarchive.staging import StagingLayout
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +97,13 @@ def run_logged(cmd: list[str], env: dict[str, str], label: str, timeout: float |
 
 def _child_env(config: BackendConfig) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("IOARCHIVE_SPARK_REMOTE", None)  # only the connect backend's child is a Connect client
     if config.backend == "local":
         env.pop("IOARCHIVE_SPARK_MASTER", None)  # local means local, whatever the worker's env says
         env["IOARCHIVE_LOCAL_MASTER"] = config.master
+    elif config.backend == "connect":
+        env.pop("IOARCHIVE_SPARK_MASTER", None)
+        env["IOARCHIVE_SPARK_REMOTE"] = config.master
     else:
         env["IOARCHIVE_SPARK_MASTER"] = config.master
     return env
@@ -103,11 +112,21 @@ def _child_env(config: BackendConfig) -> dict[str, str]:
 def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
     """The ``spark-step`` child: run ``jobs/<step>.py`` in this process (library call if none)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ioarchive.spark import connect
     from ioarchive.spark.session import get_spark
 
     script = job_script(step)
     step_settings = StepSettings.of(payload)
+    remote = connect.remote_url()
+    record = StagingLayout(Path(step_settings.staging_dir), step_settings.release_id).spark_session_record(step)
+    if remote:
+        connect.stop_previous(remote, record)
+    started = time.monotonic()
     spark = get_spark(f"ioarchive-{step}-{step_settings.release_id}")
+    log.info("Spark session for %s ready in %.1f s (%s)", step, time.monotonic() - started,
+             f"Spark Connect server {remote}" if remote else "JVM started for this step")
+    if remote:
+        connect.record_session(spark, record)
     try:
         if script is not None:
             main = runpy.run_path(str(script), run_name=f"ioarchive_job_{step}")["main"]
@@ -115,6 +134,8 @@ def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
         raise SparkJobFailed(f"no job script {jobs_dir() / (step + '.py')} for step {step}")
     finally:
         spark.stop()
+        if remote:
+            record.unlink(missing_ok=True)
 
 
 

@@ -1,7 +1,8 @@
 """One way to get a Spark session for the release jobs.
 
 Local by default (``local[*]``); a cluster master comes from configuration
-(``IOARCHIVE_SPARK_MASTER`` or ``spark-submit --master``), never from code changes. Which
+(``IOARCHIVE_SPARK_MASTER`` or ``spark-submit --master``), a Spark Connect server from
+``IOARCHIVE_SPARK_REMOTE`` (``ioarchive.spark.connect``), never from code changes. Which
 backend runs a DAG step (local, cluster, EMR Serverless) is decided in ``ioarchive.spark.steps``.
 The UI is off and the session time zone is UTC, so timestamps in outputs do not depend on the host.
 """
@@ -51,24 +52,38 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
     """Return (or reuse) a Spark session configured for release jobs."""
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName(app_name)
+    from ioarchive.spark import connect
+
     under_submit = os.environ.get("SPARK_SUBMIT_CONF_MASTER") or os.environ.get("PYSPARK_GATEWAY_PORT")
+    remote = connect.remote_url()
+    if remote and not under_submit and "spark.master" not in (extra_conf or {}):
+        return connect.connect_session(remote, app_name, {**session_conf(), **(extra_conf or {})})
+    builder = SparkSession.builder.appName(app_name)
     if not under_submit and "spark.master" not in (extra_conf or {}):
         # Under spark-submit ``--master`` is authoritative (the backend chose it); only a
         # session started directly picks the configured or the local master.
         master = local_or_cluster_master()
         builder = builder.master(master)
-    conf = {
-        **launch_conf(),
-        "spark.sql.shuffle.partitions": settings.get("IOARCHIVE_SHUFFLE_PARTITIONS"),
-        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    }
+    conf = {**launch_conf(), **session_conf()}
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.get("IOARCHIVE_SPARK_LOG_LEVEL") or "WARN")
     return spark
+
+
+def session_conf() -> dict[str, str]:
+    """SQL settings of every release session, set per session (also on a shared Connect server)."""
+    return {
+        "spark.sql.shuffle.partitions": settings.get("IOARCHIVE_SHUFFLE_PARTITIONS"),
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    }
+
+
+def application_id(spark: SparkSession) -> str:
+    """The Spark application a session runs in (recorded in run facts); works over Spark Connect too."""
+    return str(spark.conf.get("spark.app.id", "unknown"))
 
 
 # --- running a job script in its own JVM (spark-submit) --------------------------------------
