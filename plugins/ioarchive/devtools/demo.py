@@ -6,7 +6,9 @@
 4. ``trigger_user`` triggers ``io_release`` through the REST API;
 5. ``reviewer_a`` approves the attribution, ``reviewer_b`` approves publication (REST API,
    each as themselves: four eyes);
-6. wait for success, print the published folders and run ``ioarchive verify`` on both.
+6. wait for success, print the published folders and run ``ioarchive verify`` on both;
+7. print ``approval -> publication gate: N s``, taken from the run's HITL records in Airflow
+   (issue #20's measure of the fixed cost per release), not from the demo's own clock.
 
 The stack stays up afterwards so the run can be explored in the UI; ``make down`` stops it.
 """
@@ -17,7 +19,9 @@ import argparse
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ioarchive import settings
 from ioarchive.devtools.stack import (
@@ -66,6 +70,30 @@ def next_version(stack: Stack, release_id: str) -> int:
         if tail.isdigit():
             versions.append(int(tail))
     return max(versions) + 1
+
+
+def _timestamp(value: str) -> datetime:
+    """An Airflow REST timestamp (ISO 8601, ``Z`` or an offset) as an aware datetime."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def approval_to_gate_seconds(hitl_details: list[dict[str, Any]]) -> float:
+    """Seconds from the attribution sign-off's approval to the publication gate awaiting input.
+
+    Both ends are Airflow's own records of the run (``GET .../hitlDetails``): the attribution
+    gate's ``responded_at`` and the publication gate's ``created_at`` (written when the task
+    parks for input). The demo's polling and sleeps therefore do not count, so the figure is
+    the pipeline's: extraction, quality, render and the scheduling between them.
+    """
+    by_task = {d["task_instance"]["task_id"]: d for d in hitl_details}
+    missing = [t for t in ("attribution_signoff", "publication_signoff") if t not in by_task]
+    if missing:
+        raise ValueError(f"no HITL record for {', '.join(missing)} in this run")
+    approved = by_task["attribution_signoff"].get("responded_at")
+    if not approved:
+        raise ValueError("attribution_signoff has not been answered")
+    parked = by_task["publication_signoff"]["created_at"]
+    return (_timestamp(parked) - _timestamp(approved)).total_seconds()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     say(f"catalog: s3://{PUBLIC_BUCKET}/catalog/index.html; staging: {stack.staging_root / release_id}")
     say(f"the stack keeps running for exploration at {stack.base_url} (users and passwords: "
         f"{stack.passwords_file}); `make down` stops it")
+    seconds = approval_to_gate_seconds(client.hitl_details(DAG_ID, run_id, TRIGGER_USER))
+    say(f"approval -> publication gate: {seconds:.0f} s")
     return status
 
 
