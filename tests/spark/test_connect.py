@@ -111,7 +111,7 @@ def small_campaign(tmp_path_factory) -> Path:
     from ioarchive.devtools.generate.campaign import generate_campaign
 
     out = tmp_path_factory.mktemp("conn_campaign") / "campaign"
-    generate_campaign(out, seed=11, accounts=12, posts=150, media_bytes=256 * 1024, release_month="2021-02")
+    generate_campaign(out, seed=11, accounts=15, posts=150, media_bytes=256 * 1024, release_month="2021-02")
     return out
 
 
