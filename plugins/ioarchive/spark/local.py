@@ -11,6 +11,7 @@ leaves no orphaned Spark job writing into the staging folder that the retried ta
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -41,12 +42,13 @@ def local_command(step: str, step_settings: StepSettings | dict[str, Any]) -> li
     return [sys.executable, "-m", CHILD_MODULE, "spark-step", step, json.dumps(payload, sort_keys=True)]
 
 
-def _die_with_parent() -> None:
-    """``preexec_fn``: SIGKILL this child when the task process dies (Linux ``PR_SET_PDEATHSIG``).
+def _die_with_parent(parent: int) -> None:
+    """``preexec_fn``: SIGKILL this child when the task process ``parent`` dies (Linux ``PR_SET_PDEATHSIG``).
 
     Without it a killed Airflow worker leaves its Spark job running, and the retried task would
     share the staging folder with a writer nobody watches. pyspark's JVM exits when its Python
-    parent's pipe closes, so the whole step stops.
+    parent's pipe closes, so the whole step stops. A parent that died between the fork and the
+    ``prctl`` sends no signal (seen on a loaded machine): the child then sees a new parent and exits.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -55,7 +57,9 @@ def _die_with_parent() -> None:
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
     except OSError:
-        pass
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def run_logged(cmd: list[str], env: dict[str, str], label: str, timeout: float | None = None) -> None:
@@ -66,7 +70,7 @@ def run_logged(cmd: list[str], env: dict[str, str], label: str, timeout: float |
     tail: deque[str] = deque(maxlen=30)
     timed_out = threading.Event()
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          preexec_fn=_die_with_parent) as proc:  # noqa: PLW1509 - prctl only, no locks
+                          preexec_fn=functools.partial(_die_with_parent, os.getpid())) as proc:  # noqa: PLW1509 - prctl only, no locks
 
         def expire() -> None:
             timed_out.set()
