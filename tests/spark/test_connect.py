@@ -24,7 +24,7 @@ from ioarchive.spark import connect
 from ioarchive.spark.config import BackendConfig, backend_config
 from ioarchive.spark.job_settings import StepSettings
 from ioarchive.spark.local import _child_env
-from ioarchive.spark.session import application_id
+from ioarchive.spark.session import application_id, connect_server_command
 from ioarchive.spark.steps import run_spark_step
 from ioarchive.staging import StagingLayout
 
@@ -66,7 +66,7 @@ def test_a_missing_server_fails_the_step_naming_where_it_looked(tmp_path):
 
 
 def test_server_command_listens_on_loopback_with_the_release_settings():
-    cmd = connect.server_command(15099, "local[2]", {"spark.driver.memory": "2g"})
+    cmd = connect_server_command(15099, "local[2]", {"spark.driver.memory": "2g"})
     assert cmd[cmd.index("--class") + 1] == connect.SERVER_CLASS
     assert cmd[cmd.index("--master") + 1] == "local[2]"
     confs = dict(cmd[i + 1].split("=", 1) for i, a in enumerate(cmd) if a == "--conf")
@@ -86,7 +86,7 @@ def server(tmp_path_factory):
     port = free_port()
     url = f"sc://127.0.0.1:{port}"
     folder = tmp_path_factory.mktemp("spark_connect")
-    cmd = connect.server_command(port, "local[2]", {"spark.driver.memory": "1g", "spark.log.level": "WARN"})
+    cmd = connect_server_command(port, "local[2]", {"spark.driver.memory": "1g", "spark.log.level": "WARN"})
     with open(folder / "server.log", "wb") as out:
         proc = subprocess.Popen(cmd, cwd=folder, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                 env={**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"})

@@ -414,10 +414,10 @@ class Stack:
 
     def _start_spark_connect(self, env: dict[str, str]) -> int:
         """Spawn the stack's Spark Connect server (master ``IOARCHIVE_LOCAL_MASTER``; log ``spark-connect.log``)."""
-        from ioarchive.spark.connect import server_command
+        from ioarchive.spark.session import connect_server_command
 
         server_env = {**env, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
-        cmd = server_command(self.spark_connect_port, env["IOARCHIVE_LOCAL_MASTER"], {
+        cmd = connect_server_command(self.spark_connect_port, env["IOARCHIVE_LOCAL_MASTER"], {
             "spark.driver.memory": self.SPARK_CONNECT_MEMORY,
             "spark.log.level": env.get("IOARCHIVE_SPARK_LOG_LEVEL") or "WARN",
         })

@@ -114,31 +114,6 @@ def is_connect(spark: object) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
-def server_command(port: int, master: str, conf: dict[str, str] | None = None,
-                   host: str = "127.0.0.1") -> list[str]:
-    """``spark-submit --class SparkConnectServer``: the server of the local stack and docker-compose.
-
-    The same launch settings as every ioarchive driver (``session.launch_conf``: UTC, no UI
-    progress, driver memory, JVM options), plus the server's own (:data:`SERVER_CONF`).
-    """
-    from ioarchive.spark.session import launch_conf, spark_submit_binary
-
-    merged = {
-        **launch_conf(),
-        "spark.ui.enabled": "false",
-        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-        **SERVER_CONF,
-        "spark.connect.grpc.binding.address": host,
-        "spark.connect.grpc.binding.port": str(port),
-        **(conf or {}),
-    }
-    cmd = [spark_submit_binary(), "--class", SERVER_CLASS, "--master", master, "--name", "ioarchive-spark-connect"]
-    for key, value in merged.items():
-        if value is not None:
-            cmd += ["--conf", f"{key}={value}"]
-    return cmd
-
-
 def _session_url(url: str, session_id: str) -> str:
     base = url.rstrip("/")
     return f"{base};session_id={session_id}" if "/;" in base else f"{base}/;session_id={session_id}"

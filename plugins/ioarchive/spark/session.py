@@ -121,6 +121,31 @@ def spark_submit_command(
     return [*cmd, str(script), *args]
 
 
+def connect_server_command(port: int, master: str, conf: dict[str, str] | None = None,
+                   host: str = "127.0.0.1") -> list[str]:
+    """``spark-submit --class SparkConnectServer``: the server of the local stack and docker-compose.
+
+    The same launch settings as every ioarchive driver (``session.launch_conf``: UTC, no UI
+    progress, driver memory, JVM options), plus the server's own (``ioarchive.spark.connect.SERVER_CONF``).
+    """
+    from ioarchive.spark.connect import SERVER_CLASS, SERVER_CONF
+
+    merged = {
+        **launch_conf(),
+        "spark.ui.enabled": "false",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        **SERVER_CONF,
+        "spark.connect.grpc.binding.address": host,
+        "spark.connect.grpc.binding.port": str(port),
+        **(conf or {}),
+    }
+    cmd = [spark_submit_binary(), "--class", SERVER_CLASS, "--master", master, "--name", "ioarchive-spark-connect"]
+    for key, value in merged.items():
+        if value is not None:
+            cmd += ["--conf", f"{key}={value}"]
+    return cmd
+
+
 def submit_env(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
     """Environment of a ``spark-submit`` child built by :func:`spark_submit_command`.
 
