@@ -61,9 +61,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     _s("IOARCHIVE_S3_RETRY_BASE_SECONDS", "1", "first wait between S3 tries (doubles each try)", variable=False),
     _s("IOARCHIVE_S3_RETRY_MAX_SECONDS", "30", "longest wait between S3 tries", variable=False),
     # where Spark steps run
-    _s("IOARCHIVE_SPARK_BACKEND", None, "local | cluster | emr-serverless (default: cluster if a non-local "
+    _s("IOARCHIVE_SPARK_BACKEND", None, "local | connect | cluster | emr-serverless (default: connect if "
+                                        "IOARCHIVE_SPARK_REMOTE is set, cluster if a non-local "
                                         "IOARCHIVE_SPARK_MASTER is set, else local)"),
     _s("IOARCHIVE_SPARK_MASTER", None, "Spark master URL of the cluster backend"),
+    _s("IOARCHIVE_SPARK_REMOTE", None, "Spark Connect server of the connect backend, sc://host:port"),
     _s("IOARCHIVE_LOCAL_MASTER", "local[*]", "Spark master of the local backend"),
     _s("IOARCHIVE_SPARK_CONF", None, 'extra Spark conf as a JSON object, e.g. {"spark.executor.memory": "4g"}'),
     _s("IOARCHIVE_SPARK_SUBMIT", None, "path of spark-submit (default: the one of this environment)", variable=False),

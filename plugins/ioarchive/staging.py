@@ -109,6 +109,10 @@ class StagingLayout:
     def media_plan_lock(self) -> Path:
         return self.root / "work" / ".media_plan.lock"
 
+    def spark_session_record(self, step: str) -> Path:
+        """The Spark Connect session of a running step, so that its retry can stop what a killed try left."""
+        return self.root / "work" / f".spark_connect_{step}.session"
+
     @property
     def validation_scratch(self) -> Path:
         """Where the quality gate unpacks CSV zips while it validates them."""

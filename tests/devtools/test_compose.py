@@ -29,13 +29,14 @@ DOCKERFILE = REPO / "Dockerfile"
 LOCK = REPO / "requirements.lock"
 
 EXPECTED_SERVICES = (
-    "postgres", "minio", "minio-init", "spark-master", "spark-worker", "airflow-init",
+    "postgres", "minio", "minio-init", "spark-master", "spark-worker", "spark-connect", "airflow-init",
     "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
 )
 AIRFLOW_RUNTIME = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 # Where LocalExecutor runs the tasks, i.e. the process that needs connections, Variables and Spark.
 TASK_RUNNER = "airflow-scheduler"
 SPARK_MASTER_URL = "spark://spark-master:7077"
+SPARK_REMOTE_URL = "sc://spark-connect:15002"
 STAGING_VOLUME = "staging"
 # Environment the release tasks cannot run without in production (no usable default in code).
 REQUIRED_TASK_ENV = ("IOARCHIVE_SPARK_MASTER", "IOARCHIVE_PUBLIC_BUCKET", "IOARCHIVE_MEMBER_BUCKET",
@@ -253,6 +254,18 @@ def check_spark_wiring(compose: dict[str, Any]) -> list[str]:
         problems.append("spark-master does not listen on 7077")
     if SPARK_MASTER_URL not in " ".join(map(str, svcs.get("spark-worker", {}).get("command") or [])):
         problems.append(f"spark-worker does not register with {SPARK_MASTER_URL}")
+    # The Spark that outlives the tasks: the tasks are clients of spark-connect, which runs on the master.
+    env = environment(svcs.get(TASK_RUNNER, {}))
+    if (env.get("IOARCHIVE_SPARK_BACKEND"), env.get("IOARCHIVE_SPARK_REMOTE")) != ("connect", SPARK_REMOTE_URL):
+        problems.append(f"{TASK_RUNNER}: Spark steps are not clients of {SPARK_REMOTE_URL} "
+                        f"(IOARCHIVE_SPARK_BACKEND={env.get('IOARCHIVE_SPARK_BACKEND')!r}, "
+                        f"IOARCHIVE_SPARK_REMOTE={env.get('IOARCHIVE_SPARK_REMOTE')!r})")
+    connect_cmd = [str(a) for a in svcs.get("spark-connect", {}).get("command") or []]
+    if ("org.apache.spark.sql.connect.service.SparkConnectServer" not in connect_cmd
+            or SPARK_MASTER_URL not in connect_cmd or "spark.connect.grpc.binding.port=15002" not in connect_cmd):
+        problems.append(f"spark-connect is not a Spark Connect server on {SPARK_MASTER_URL} listening on 15002")
+    if "spark-connect" not in (svcs.get(TASK_RUNNER, {}).get("depends_on") or {}):
+        problems.append(f"{TASK_RUNNER} does not wait for spark-connect")
 
     def staging_target(svc: dict[str, Any]) -> str | None:
         for vol in svc.get("volumes") or []:
@@ -261,7 +274,7 @@ def check_spark_wiring(compose: dict[str, Any]) -> list[str]:
                 return parts[1]
         return None
 
-    targets = {name: staging_target(svcs.get(name, {})) for name in (TASK_RUNNER, "spark-worker")}
+    targets = {name: staging_target(svcs.get(name, {})) for name in (TASK_RUNNER, "spark-worker", "spark-connect")}
     if None in targets.values() or len(set(targets.values())) != 1:
         problems.append(f"staging volume not mounted at one path in driver and executors: {targets}")
     root = environment(svcs.get(TASK_RUNNER, {})).get("IOARCHIVE_STAGING_ROOT")
@@ -464,6 +477,7 @@ def test_checks_catch_a_broken_compose(compose, code):
     svcs[TASK_RUNNER]["environment"]["AIRFLOW_VAR_NOBODY_READS_ME"] = "x"
     del svcs[TASK_RUNNER]["environment"]["AIRFLOW_CONN_IOARCHIVE_REGISTRY"]
     svcs["airflow-triggerer"]["environment"]["IOARCHIVE_SPARK_MASTER"] = "local[*]"
+    svcs[TASK_RUNNER]["environment"]["IOARCHIVE_SPARK_REMOTE"] = "sc://localhost:15002"
     svcs["airflow-triggerer"]["depends_on"] = {"postgress": {"condition": "service_healthy"}}
     del svcs["spark-worker"]["healthcheck"]
     svcs["spark-worker"]["volumes"] = ["staging-typo:/data/staging"]
@@ -486,6 +500,7 @@ def test_checks_catch_a_broken_compose(compose, code):
         f"{TASK_RUNNER}: AIRFLOW_VAR_NOBODY_READS_ME defines a Variable the code never reads",
         f"{TASK_RUNNER}: connection 'ioarchive_registry' not provided",
         "airflow-triggerer: IOARCHIVE_SPARK_MASTER is 'local[*]'",
+        f"{TASK_RUNNER}: Spark steps are not clients of sc://spark-connect:15002",
         "airflow-triggerer: depends on unknown service 'postgress'",
         "spark-worker: long-running service without a healthcheck",
         "spark-worker: volume 'staging-typo' is not declared",

@@ -72,7 +72,7 @@ def test_backend_is_chosen_by_configuration():
 
 
 @pytest.mark.parametrize(("values", "message"), [
-    ({"IOARCHIVE_SPARK_BACKEND": "yarn"}, "expected one of local, cluster, emr-serverless"),
+    ({"IOARCHIVE_SPARK_BACKEND": "yarn"}, "expected one of local, connect, cluster, emr-serverless"),
     ({"IOARCHIVE_SPARK_BACKEND": "cluster"}, "needs IOARCHIVE_SPARK_MASTER"),
     ({**emr_settings(), "IOARCHIVE_EMR_APPLICATION_ID": ""}, "needs IOARCHIVE_EMR_APPLICATION_ID"),
     ({**emr_settings(), "IOARCHIVE_EMR_JOBS_URI": "/repo/jobs"}, "not an s3:// URI"),

@@ -8,6 +8,8 @@ in its own process group so ``down`` can stop it and all its children:
   state folder, so what was published survives ``down``/``up`` and even a ``kill -9``
   (``make clean-s3`` wipes it); ``s3_store="memory"`` runs plain in-memory ``moto_server``
   (the tests: a fresh, empty S3 per stack);
+- a Spark Connect server on 127.0.0.1 (``ioarchive.spark.connect``): every Spark step of every
+  run is its client (``IOARCHIVE_SPARK_BACKEND=connect``), so no step starts a JVM of its own;
 - ``airflow api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` with the
   LocalExecutor, a small parallelism (2 cores), the repo's ``dags/``, SQLite metadata by default
   or PostgreSQL with ``--metadata-db`` / ``IOARCHIVE_METADATA_DB``;
@@ -104,6 +106,7 @@ class Stack:
     state_dir: Path = DEFAULT_STATE_DIR
     api_port: int = 0
     s3_port: int = 0
+    spark_connect_port: int = 0
     metadata_db: str = ""
     registry_poke_seconds: int = 15
     s3_store: str = "folder"
@@ -159,6 +162,11 @@ class Stack:
         return f"http://127.0.0.1:{self.s3_port}"
 
     @property
+    def spark_remote(self) -> str:
+        """The stack's Spark Connect server (``IOARCHIVE_SPARK_REMOTE`` of its tasks)."""
+        return f"sc://127.0.0.1:{self.spark_connect_port}"
+
+    @property
     def sql_alchemy_conn(self) -> str:
         if self.metadata_db:
             url = self.metadata_db
@@ -179,6 +187,7 @@ class Stack:
             state_dir=Path(state_dir),
             api_port=data["api_port"],
             s3_port=data["s3_port"],
+            spark_connect_port=data.get("spark_connect_port", 0),
             metadata_db=data.get("metadata_db", ""),
             registry_poke_seconds=data.get("registry_poke_seconds", 15),
             s3_store=data.get("s3_store", "memory"),  # stacks started before the folder store had moto_server
@@ -192,6 +201,7 @@ class Stack:
         data = {
             "api_port": self.api_port,
             "s3_port": self.s3_port,
+            "spark_connect_port": self.spark_connect_port,
             "metadata_db": self.metadata_db,
             "registry_poke_seconds": self.registry_poke_seconds,
             "s3_store": self.s3_store,
@@ -200,6 +210,7 @@ class Stack:
             "extra_env": self.extra_env,
             "base_url": self.base_url,
             "s3_endpoint": self.s3_endpoint,
+            "spark_remote": self.spark_remote,
             "staging_root": str(self.staging_root),
             "public_bucket": PUBLIC_BUCKET,
             "member_bucket": MEMBER_BUCKET,
@@ -275,6 +286,8 @@ class Stack:
                 "IOARCHIVE_LOCAL_MASTER": env.get("IOARCHIVE_LOCAL_MASTER", "local[2]"),
                 "IOARCHIVE_DRIVER_MEMORY": env.get("IOARCHIVE_DRIVER_MEMORY", "1g"),
                 "IOARCHIVE_SHUFFLE_PARTITIONS": env.get("IOARCHIVE_SHUFFLE_PARTITIONS", "4"),
+                "IOARCHIVE_SPARK_BACKEND": "connect",
+                "IOARCHIVE_SPARK_REMOTE": self.spark_remote,
                 "AWS_ACCESS_KEY_ID": S3_KEY,
                 "AWS_SECRET_ACCESS_KEY": S3_KEY,
                 "AWS_DEFAULT_REGION": "us-east-1",
@@ -371,6 +384,7 @@ class Stack:
         self.staging_root.mkdir(parents=True, exist_ok=True)
         self.api_port = self.api_port or free_port()
         self.s3_port = self.s3_port or free_port()
+        self.spark_connect_port = self.spark_connect_port or free_port()
         self.jwt_secret = self.jwt_secret or secrets.token_urlsafe(32)
         self.pids = {}
         self.save()
@@ -378,6 +392,8 @@ class Stack:
         env = self.env()
         try:
             self._spawn("s3", self.s3_argv(), env)
+            if env.get("IOARCHIVE_SPARK_BACKEND") == "connect":  # extra_env may choose another backend
+                self._start_spark_connect(env)  # its JVM starts while Airflow migrates
             migrate = subprocess.run(
                 [str(venv_bin() / "airflow"), "db", "migrate"],
                 env=env,
@@ -401,6 +417,8 @@ class Stack:
             self._ensure_buckets()
             self._ensure_registry()
             self.wait_healthy(timeout=timeout)
+            if "spark-connect" in self.pids:
+                self._wait_spark_connect(timeout=timeout)
         except BaseException:
             self.down()
             raise
@@ -414,6 +432,34 @@ class Stack:
             raise StackError(f"unknown s3_store {self.s3_store!r}: use 'folder' or 'memory'")
         return [sys.executable, "-m", "ioarchive.devtools.s3server", "--data", str(self.s3_data_dir),
                 "-H", "127.0.0.1", "-p", str(self.s3_port)]
+
+    # --- the Spark Connect server --------------------------------------------------------
+    SPARK_CONNECT_MEMORY = "2g"
+    """Driver memory of the stack's Spark Connect server: it hosts the steps of concurrent runs."""
+
+    def _start_spark_connect(self, env: dict[str, str]) -> int:
+        """Spawn the stack's Spark Connect server (master ``IOARCHIVE_LOCAL_MASTER``; log ``spark-connect.log``)."""
+        from ioarchive.spark.session import connect_server_command
+
+        server_env = {**env, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+        cmd = connect_server_command(self.spark_connect_port, env["IOARCHIVE_LOCAL_MASTER"], {
+            "spark.driver.memory": self.SPARK_CONNECT_MEMORY,
+            "spark.log.level": env.get("IOARCHIVE_SPARK_LOG_LEVEL") or "WARN",
+        })
+        return self._spawn("spark-connect", cmd, server_env)
+
+    def _wait_spark_connect(self, timeout: float) -> None:
+        """Wait until the Spark Connect server accepts connections (its JVM start: 10-40 s on 2 cores)."""
+        from ioarchive.spark.connect import reachable
+
+        deadline = time.monotonic() + timeout
+        while not reachable(self.spark_remote, timeout=1.0):
+            if not self.alive().get("spark-connect", False):
+                raise StackError(f"the Spark Connect server exited during start-up; see {self.log_dir / 'spark-connect.log'}")
+            if time.monotonic() > deadline:
+                raise StackError(f"the Spark Connect server does not answer at {self.spark_remote} after "
+                                 f"{timeout:.0f} s; see {self.log_dir / 'spark-connect.log'}")
+            time.sleep(0.5)
 
     def _wait_s3(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -794,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
         for user, role in USER_ROLES.items():
             print(f"  {user:14s} {users[user]:18s} {role}")
         print(f"S3 endpoint  {stack.s3_endpoint}  buckets {PUBLIC_BUCKET}, {MEMBER_BUCKET}")
+        print(f"Spark        {stack.spark_remote}  (Spark Connect server running every Spark step)")
         print(f"State        {stack.state_dir}  (logs in {stack.log_dir})")
         return 0
     try:

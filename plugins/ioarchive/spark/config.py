@@ -4,6 +4,8 @@ Backends (``IOARCHIVE_SPARK_BACKEND``; every setting is in ``ioarchive.settings`
 
 - ``local``: a child Python process on the worker runs ``jobs/<step>.py`` in-process
   (``ioarchive.spark.local``), Spark master ``IOARCHIVE_LOCAL_MASTER`` (default ``local[*]``);
+- ``connect``: the same child, its session a client of the Spark Connect server
+  ``IOARCHIVE_SPARK_REMOTE`` (``ioarchive.spark.connect``): one warm JVM for every step;
 - ``cluster``: ``spark-submit --master <IOARCHIVE_SPARK_MASTER> --deploy-mode client
   jobs/<step>.py`` (``ioarchive.spark.cluster``): the driver on the worker, executors on the cluster;
 - ``emr-serverless``: a job run on an EMR Serverless application (``ioarchive.spark.emr_serverless``).
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from ioarchive import settings
 from ioarchive.errors import ConfigurationError
 
-BACKENDS: tuple[str, ...] = ("local", "cluster", "emr-serverless")
+BACKENDS: tuple[str, ...] = ("local", "connect", "cluster", "emr-serverless")
 
 Lookup = Callable[[str], "str | None"]
 
@@ -68,18 +70,27 @@ def _require(get: Lookup, name: str, backend: str) -> str:
 def backend_config(get: Lookup = setting) -> BackendConfig:
     """Read the backend configuration; raise ConfigurationError naming what is missing.
 
-    Without ``IOARCHIVE_SPARK_BACKEND`` the backend is ``cluster`` when ``IOARCHIVE_SPARK_MASTER``
-    names a non-local master (deployments before this setting existed), else ``local``.
+    Without ``IOARCHIVE_SPARK_BACKEND`` the backend is ``connect`` when ``IOARCHIVE_SPARK_REMOTE``
+    names a server, ``cluster`` when ``IOARCHIVE_SPARK_MASTER`` names a non-local master
+    (deployments before this setting existed), else ``local``. For ``connect``, ``master`` is the
+    server's ``sc://`` URL.
     """
     master = get("IOARCHIVE_SPARK_MASTER") or ""
+    remote = (get("IOARCHIVE_SPARK_REMOTE") or "").strip()
     backend = (get("IOARCHIVE_SPARK_BACKEND") or "").strip().lower()
     if not backend:
-        backend = "cluster" if master and not master.startswith("local") else "local"
+        backend = "connect" if remote else "cluster" if master and not master.startswith("local") else "local"
     if backend not in BACKENDS:
         raise ConfigurationError(f"IOARCHIVE_SPARK_BACKEND is {backend!r}; expected one of {', '.join(BACKENDS)}")
     spark_conf = settings.get_json_object("IOARCHIVE_SPARK_CONF", get("IOARCHIVE_SPARK_CONF"))
     if backend == "local":
         return BackendConfig("local", get("IOARCHIVE_LOCAL_MASTER") or "local[*]", spark_conf)
+    if backend == "connect":
+        from ioarchive.spark.connect import host_port
+
+        url = _require(get, "IOARCHIVE_SPARK_REMOTE", backend)
+        host_port(url)  # refuse a malformed URL here, not in the child
+        return BackendConfig("connect", url, spark_conf)
     if backend == "cluster":
         return BackendConfig("cluster", _require(get, "IOARCHIVE_SPARK_MASTER", backend), spark_conf)
     path_map = settings.get_json_object("IOARCHIVE_EMR_PATH_MAP", _require(get, "IOARCHIVE_EMR_PATH_MAP", backend))

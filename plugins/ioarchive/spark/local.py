@@ -1,5 +1,7 @@
 """The local backend: a Spark step in a child process of the task, on the worker.
 
+The connect backend runs the same child, a client of a Spark Connect server (``ioarchive.spark.connect``).
+
 The child (``python -m ioarchive.spark.local spark-step <step> '<settings json>'``) runs the step's
 ``jobs/<step>.py`` in-process with its own Spark session, so the Airflow worker never hosts a JVM
 across tasks. The child dies with the task process (``PR_SET_PDEATHSIG``): a killed worker
@@ -9,6 +11,7 @@ leaves no orphaned Spark job writing into the staging folder that the retried ta
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,13 +20,16 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from ioarchive.errors import EXIT_NOT_RETRYABLE, SparkJobFailed, SparkStepRejected
 from ioarchive.resources import jobs_dir
 from ioarchive.spark.config import BackendConfig
 from ioarchive.spark.job_settings import StepSettings, job_script
+from ioarchive.staging import StagingLayout
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +42,13 @@ def local_command(step: str, step_settings: StepSettings | dict[str, Any]) -> li
     return [sys.executable, "-m", CHILD_MODULE, "spark-step", step, json.dumps(payload, sort_keys=True)]
 
 
-def _die_with_parent() -> None:
-    """``preexec_fn``: SIGKILL this child when the task process dies (Linux ``PR_SET_PDEATHSIG``).
+def _die_with_parent(parent: int) -> None:
+    """``preexec_fn``: SIGKILL this child when the task process ``parent`` dies (Linux ``PR_SET_PDEATHSIG``).
 
     Without it a killed Airflow worker leaves its Spark job running, and the retried task would
     share the staging folder with a writer nobody watches. pyspark's JVM exits when its Python
-    parent's pipe closes, so the whole step stops.
+    parent's pipe closes, so the whole step stops. A parent that died between the fork and the
+    ``prctl`` sends no signal (seen on a loaded machine): the child then sees a new parent and exits.
     """
     if not sys.platform.startswith("linux"):
         return
@@ -50,7 +57,9 @@ def _die_with_parent() -> None:
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
     except OSError:
-        pass
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def run_logged(cmd: list[str], env: dict[str, str], label: str, timeout: float | None = None) -> None:
@@ -61,7 +70,7 @@ def run_logged(cmd: list[str], env: dict[str, str], label: str, timeout: float |
     tail: deque[str] = deque(maxlen=30)
     timed_out = threading.Event()
     with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          preexec_fn=_die_with_parent) as proc:  # noqa: PLW1509 - prctl only, no locks
+                          preexec_fn=functools.partial(_die_with_parent, os.getpid())) as proc:  # noqa: PLW1509 - prctl only, no locks
 
         def expire() -> None:
             timed_out.set()
@@ -92,9 +101,13 @@ def run_logged(cmd: list[str], env: dict[str, str], label: str, timeout: float |
 
 def _child_env(config: BackendConfig) -> dict[str, str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("IOARCHIVE_SPARK_REMOTE", None)  # only the connect backend's child is a Connect client
     if config.backend == "local":
         env.pop("IOARCHIVE_SPARK_MASTER", None)  # local means local, whatever the worker's env says
         env["IOARCHIVE_LOCAL_MASTER"] = config.master
+    elif config.backend == "connect":
+        env.pop("IOARCHIVE_SPARK_MASTER", None)
+        env["IOARCHIVE_SPARK_REMOTE"] = config.master
     else:
         env["IOARCHIVE_SPARK_MASTER"] = config.master
     return env
@@ -103,11 +116,21 @@ def _child_env(config: BackendConfig) -> dict[str, str]:
 def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
     """The ``spark-step`` child: run ``jobs/<step>.py`` in this process (library call if none)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from ioarchive.spark import connect
     from ioarchive.spark.session import get_spark
 
     script = job_script(step)
     step_settings = StepSettings.of(payload)
+    remote = connect.remote_url()
+    record = StagingLayout(Path(step_settings.staging_dir), step_settings.release_id).spark_session_record(step)
+    if remote:
+        connect.stop_previous(remote, record)
+    started = time.monotonic()
     spark = get_spark(f"ioarchive-{step}-{step_settings.release_id}")
+    log.info("Spark session for %s ready in %.1f s (%s)", step, time.monotonic() - started,
+             f"Spark Connect server {remote}" if remote else "JVM started for this step")
+    if remote:
+        connect.record_session(spark, record)
     try:
         if script is not None:
             main = runpy.run_path(str(script), run_name=f"ioarchive_job_{step}")["main"]
@@ -115,6 +138,8 @@ def _spark_step_main(step: str, payload: dict[str, Any]) -> int:
         raise SparkJobFailed(f"no job script {jobs_dir() / (step + '.py')} for step {step}")
     finally:
         spark.stop()
+        if remote:
+            record.unlink(missing_ok=True)
 
 
 

@@ -1,7 +1,8 @@
 """One way to get a Spark session for the release jobs.
 
 Local by default (``local[*]``); a cluster master comes from configuration
-(``IOARCHIVE_SPARK_MASTER`` or ``spark-submit --master``), never from code changes. Which
+(``IOARCHIVE_SPARK_MASTER`` or ``spark-submit --master``), a Spark Connect server from
+``IOARCHIVE_SPARK_REMOTE`` (``ioarchive.spark.connect``), never from code changes. Which
 backend runs a DAG step (local, cluster, EMR Serverless) is decided in ``ioarchive.spark.steps``.
 The UI is off and the session time zone is UTC, so timestamps in outputs do not depend on the host.
 """
@@ -51,24 +52,38 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
     """Return (or reuse) a Spark session configured for release jobs."""
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName(app_name)
+    from ioarchive.spark import connect
+
     under_submit = os.environ.get("SPARK_SUBMIT_CONF_MASTER") or os.environ.get("PYSPARK_GATEWAY_PORT")
+    remote = connect.remote_url()
+    if remote and not under_submit and "spark.master" not in (extra_conf or {}):
+        return connect.connect_session(remote, app_name, {**session_conf(), **(extra_conf or {})})
+    builder = SparkSession.builder.appName(app_name)
     if not under_submit and "spark.master" not in (extra_conf or {}):
         # Under spark-submit ``--master`` is authoritative (the backend chose it); only a
         # session started directly picks the configured or the local master.
         master = local_or_cluster_master()
         builder = builder.master(master)
-    conf = {
-        **launch_conf(),
-        "spark.sql.shuffle.partitions": settings.get("IOARCHIVE_SHUFFLE_PARTITIONS"),
-        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    }
+    conf = {**launch_conf(), **session_conf()}
     conf.update(extra_conf or {})
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(settings.get("IOARCHIVE_SPARK_LOG_LEVEL") or "WARN")
     return spark
+
+
+def session_conf() -> dict[str, str]:
+    """SQL settings of every release session, set per session (also on a shared Connect server)."""
+    return {
+        "spark.sql.shuffle.partitions": settings.get("IOARCHIVE_SHUFFLE_PARTITIONS"),
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+    }
+
+
+def application_id(spark: SparkSession) -> str:
+    """The Spark application a session runs in (recorded in run facts); works over Spark Connect too."""
+    return str(spark.conf.get("spark.app.id", "unknown"))
 
 
 # --- running a job script in its own JVM (spark-submit) --------------------------------------
@@ -104,6 +119,31 @@ def spark_submit_command(
     for key, value in {**launch_conf(), **(conf or {})}.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, str(script), *args]
+
+
+def connect_server_command(port: int, master: str, conf: dict[str, str] | None = None,
+                   host: str = "127.0.0.1") -> list[str]:
+    """``spark-submit --class SparkConnectServer``: the server of the local stack and docker-compose.
+
+    The same launch settings as every ioarchive driver (``session.launch_conf``: UTC, no UI
+    progress, driver memory, JVM options), plus the server's own (``ioarchive.spark.connect.SERVER_CONF``).
+    """
+    from ioarchive.spark.connect import SERVER_CLASS, SERVER_CONF
+
+    merged = {
+        **launch_conf(),
+        "spark.ui.enabled": "false",
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        **SERVER_CONF,
+        "spark.connect.grpc.binding.address": host,
+        "spark.connect.grpc.binding.port": str(port),
+        **(conf or {}),
+    }
+    cmd = [spark_submit_binary(), "--class", SERVER_CLASS, "--master", master, "--name", "ioarchive-spark-connect"]
+    for key, value in merged.items():
+        if value is not None:
+            cmd += ["--conf", f"{key}={value}"]
+    return cmd
 
 
 def submit_env(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, str]:

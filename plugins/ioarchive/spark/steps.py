@@ -4,9 +4,11 @@ Why a module of its own: the DAG's tasks must not know where Spark runs. Moving 
 from a laptop to a Spark cluster or to EMR Serverless is a configuration change, not a code
 change. Backends (``IOARCHIVE_SPARK_BACKEND``):
 
-- ``local``: a child Python process on the worker (``python -m ioarchive.spark.steps
+- ``local``: a child Python process on the worker (``python -m ioarchive.spark.local
   spark-step <step> '<json>'``) running the step's ``jobs/<step>.py`` in-process, Spark master
   ``IOARCHIVE_LOCAL_MASTER`` (default ``local[*]``);
+- ``connect``: the same child as a client of the Spark Connect server ``IOARCHIVE_SPARK_REMOTE``
+  (``sc://host:port``), whose JVM outlives the tasks: no JVM start and no cold JIT per step;
 - ``cluster``: ``spark-submit --master <IOARCHIVE_SPARK_MASTER> --deploy-mode client
   jobs/<step>.py <args>``: the driver runs on the worker (it reads and writes the staging
   folder, which must be mounted at the same path on the executors), executors on the cluster;
@@ -37,6 +39,7 @@ from typing import Any
 from ioarchive.errors import SparkJobFailed
 from ioarchive.spark.cluster import cluster_command
 from ioarchive.spark.config import BackendConfig, backend_config
+from ioarchive.spark.connect import require_server
 from ioarchive.spark.emr_serverless import run_on_emr_serverless
 from ioarchive.spark.job_settings import StepSettings, job_script
 from ioarchive.spark.local import _child_env, local_command, run_logged
@@ -68,6 +71,8 @@ def run_spark_step(step: str, step_settings: StepSettings | dict[str, Any], key:
 
             payload = payload.with_key(key_file=str(write_key_file(key, Path(keydir) / "pseudonym.key")))
         env = _child_env(config)
+        if config.backend == "connect":
+            require_server(config.master)
         if config.backend == "cluster" and job_script(step) is not None:
             cmd = cluster_command(step, payload, config)
             env = submit_env(cmd, env)
