@@ -104,30 +104,6 @@ def approval_to_gate_seconds(hitl_details: list[dict[str, Any]]) -> float:
     return (_timestamp(parked) - _timestamp(approved)).total_seconds()
 
 
-def _timestamp(value: str) -> datetime:
-    """An Airflow REST timestamp (ISO 8601, ``Z`` or an offset) as an aware datetime."""
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def approval_to_gate_seconds(hitl_details: list[dict[str, Any]]) -> float:
-    """Seconds from the attribution sign-off's approval to the publication gate awaiting input.
-
-    Both ends are Airflow's own records of the run (``GET .../hitlDetails``): the attribution
-    gate's ``responded_at`` and the publication gate's ``created_at`` (written when the task
-    parks for input). The demo's polling and sleeps therefore do not count, so the figure is
-    the pipeline's: extraction, quality, render and the scheduling between them.
-    """
-    by_task = {d["task_instance"]["task_id"]: d for d in hitl_details}
-    missing = [t for t in ("attribution_signoff", "publication_signoff") if t not in by_task]
-    if missing:
-        raise ValueError(f"no HITL record for {', '.join(missing)} in this run")
-    approved = by_task["attribution_signoff"].get("responded_at")
-    if not approved:
-        raise ValueError("attribution_signoff has not been answered")
-    parked = by_task["publication_signoff"]["created_at"]
-    return (_timestamp(parked) - _timestamp(approved)).total_seconds()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ioarchive.devtools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--state-dir", default=str(DEFAULT_STATE_DIR))
