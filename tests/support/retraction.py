@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ioarchive.pseudonymize.pseudonym import pseudonym
 from ioarchive.schema import DEFAULT_THRESHOLD
+
 from support.leak import Needles
 
 
