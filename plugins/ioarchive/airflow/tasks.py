@@ -120,11 +120,17 @@ def open_investigations(params: dict[str, Any]) -> list[str]:
 def extract(params: dict[str, Any]) -> dict[str, Any]:
     """Raw campaign -> unhashed work tables and release tables, quarantine, reconciliation."""
     from ioarchive import reconcile
+    from ioarchive.extract import retractions
     from ioarchive.spark.steps import run_spark_step
 
     layout = layout_for(params)
     layout.quarantine_dir.mkdir(parents=True, exist_ok=True)  # extraction expects it (clean input: empty)
-    run_spark_step("extract", step_settings(params))
+    settings_ = step_settings(params)
+    retracted = retractions.write_from_registry(layout)  # RELEASE_SPEC 8: never published again
+    if retracted:
+        log.info("release %s: %d accounts retracted in the registry are left out (%s)", layout.release_id,
+                 len(retracted), layout.retractions)
+    run_spark_step("extract", settings_)
     data = reconcile.load(layout)
     if not data.get("balanced"):
         raise ReconciliationError(

@@ -47,6 +47,19 @@ def write(layout: StagingLayout, account_ids: Iterable[str]) -> Path:
     return layout.retractions
 
 
+def write_from_registry(layout: StagingLayout, *, db_url: str | None = None) -> list[str]:
+    """Copy the registry's retractions of the release into the staging folder; returns the ids.
+
+    Called by the extract task before the Spark job: a registry that cannot be read fails the
+    task (retried: a database hiccup), never an extraction that silently forgets a retraction.
+    """
+    from ioarchive.gates.registry import retracted_accounts
+
+    ids = [r.account_id for r in retracted_accounts(layout.release_id, db_url=db_url)]
+    write(layout, ids)
+    return ids
+
+
 def load(layout: StagingLayout) -> list[str]:
     """Retracted ids recorded for this staging folder (none when the file is absent)."""
     if not layout.retractions.exists():
