@@ -81,6 +81,11 @@ def step_settings(params: dict[str, Any], **extra: Any) -> StepSettings:
                         threshold=rp.threshold, **extra)
 
 
+def previous_layout(rp: ReleaseParams) -> StagingLayout:
+    """The staging folder of version N-1 (its media plan is kept where it still fits, RELEASE_SPEC 8)."""
+    return StagingLayout.for_version(settings.staging_root(), rp.release_id, max(1, rp.version - 1))
+
+
 def signoffs_path(context: Any) -> Path:
     """Where the gates record decisions for this run (``StagingLayout.signoffs``)."""
     return layout_for(context["params"]).signoffs
@@ -191,7 +196,8 @@ def plan_media(params: dict[str, Any]) -> list[dict[str, str]]:
     layout = layout_for(params)
     archives = []
     for variant in VARIANTS:
-        plan(layout.root, layout.release_id, variant, target_bytes=rp.archive_target_bytes)
+        plan(layout.root, layout.release_id, variant, target_bytes=rp.archive_target_bytes,
+             previous_staging=previous_layout(rp).root if rp.version > 1 else None)
         quarantine_rejected(rp.campaign_dir, layout.root, layout.release_id, variant)
         archives += [{"variant": variant, "archive_name": name}
                      for name in list_archives(layout.root, layout.release_id, variant)]
