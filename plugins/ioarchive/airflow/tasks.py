@@ -287,8 +287,9 @@ def publish(params: dict[str, Any], variant: str, dag_run: Any) -> dict[str, Any
     # Re-check every gate from the audit trail before any upload (RELEASE_SPEC 7), then record
     # this run's sign-offs in the manifest (rendered before the publication sign-off).
     prepare_publication(layout, variant, params, dag_run)
+    store = s3_store(aws_conn_id=S3_CONN_ID)
     result = publish_release(
-        s3_store(aws_conn_id=S3_CONN_ID),
+        store,
         staging=layout.root,
         release_id=layout.release_id,
         variant=variant,
@@ -296,7 +297,8 @@ def publish(params: dict[str, Any], variant: str, dag_run: Any) -> dict[str, Any
         version=rp.version,
     )
     log.info("%s", result.summary())
-    return {"variant": variant, "url": result.url, "uploaded": len(result.uploaded), "skipped": len(result.skipped)}
+    return {"variant": variant, "url": result.url, "uploaded": len(result.uploaded), "skipped": len(result.skipped),
+            "copied": len(result.copied), "copied_files": sorted(result.copied), "requests": dict(store.requests)}
 
 
 @release_task
