@@ -98,3 +98,46 @@ def test_a_withdrawn_version_is_no_copy_source(tmp_path, client, bucket):
     v2 = publish_release(store, staging=tmp_path / "v2", release_id=RELEASE, variant="hashed", bucket=bucket,
                          version=2)
     assert v2.copied == {} and "CopyObject" not in store.requests
+
+
+def test_withdrawal_leaves_only_the_record_and_is_idempotent(tmp_path, client, bucket, s3_server, capsys,
+                                                             monkeypatch):
+    from ioarchive.cli.main import main
+    from ioarchive.publish.withdraw import leftovers, withdraw_version
+
+    layout = write_release(tmp_path, RELEASE, variants=("hashed",))
+    manifest = json.loads(layout.manifest("hashed").read_text())
+    manifest.update(title="Op (February 2021)", counts={"accounts": 12},
+                    signoffs=[{"gate": "retraction", "by": "reviewer_a", "comment": "restore 184467440 and @Zahra_12"}])
+    layout.manifest("hashed").write_text(json.dumps(manifest))
+    v1 = publish_release(S3ObjectStore(client), staging=tmp_path, release_id=RELEASE, variant="hashed", bucket=bucket)
+    store = S3ObjectStore(client)
+    result = withdraw_version(store, bucket, RELEASE, 1, reason="appeal granted for @zahra_12", superseded_by=2,
+                              withdrawn_at="2026-12-05T08:00:00Z", identifiers=["184467440", "Zahra_12"])
+    prefix = f"releases/{RELEASE}/v1/"
+    assert keys(client, bucket, prefix) == [prefix + "manifest.json"]
+    assert sorted(result.deleted) == sorted(prefix + n for n in v1.uploaded if n != "manifest.json")
+    record = json.loads(client.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read())
+    assert record["withdrawn_at"] == "2026-12-05T08:00:00Z" and record["superseded_by"] == 2
+    assert record["reason"] == "appeal granted for @[removed]" and record["files"] == []
+    assert record["title"] == "Op (February 2021)" and record["counts"] == {"accounts": 12}
+    assert {f["name"]: f["sha256"] for f in record["withdrawn_files"]} == {
+        f["name"]: f["sha256"] for f in manifest["files"]}
+    text = json.dumps(record)
+    assert "184467440" not in text and "zahra_12" not in text.lower()
+    assert store.requests.get("DeleteObjects") == 1
+
+    # A rerun keeps the first record and deletes what a crash may have left.
+    client.put_object(Bucket=bucket, Key=prefix + "media/late.zip", Body=b"left behind")
+    assert leftovers(store, bucket) == {prefix: [prefix + "media/late.zip"]}
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    endpoint = ["--endpoint-url", s3_server.endpoint_url]
+    assert main(["withdrawal-check", bucket, *endpoint]) == 1
+    assert f"s3://{bucket}/{prefix}media/late.zip" in capsys.readouterr().out
+    again = withdraw_version(store, bucket, RELEASE, 1, reason="other", superseded_by=3, withdrawn_at="2027-01-01T00:00:00Z")
+    assert again.already_withdrawn and again.deleted == [prefix + "media/late.zip"]
+    assert json.loads(client.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()) == record
+    assert leftovers(store, bucket) == {}
+    assert main(["withdrawal-check", bucket, "--release-id", RELEASE, *endpoint]) == 0

@@ -404,11 +404,20 @@ def catalog_entries(manifests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
         versions[m["version"]] = m
     entries = []
     for release_id, versions in by_release.items():
-        latest = versions[max(versions)]
+        live = [n for n, m in versions.items() if not m.get("withdrawn_at")] or list(versions)
+        latest = versions[max(live)]
         version_rows = []
         for n in sorted(versions, reverse=True):
             m = versions[n]
             prefix = f"releases/{release_id}/v{n}/"
+            if m.get("withdrawn_at"):  # RELEASE_SPEC 8: only the withdrawal record is left
+                version_rows.append({
+                    "version": n, "heading": catalog_lines(m)["heading"], "lines": [],
+                    "withdrawn_at": m["withdrawn_at"], "superseded_by": m.get("superseded_by"),
+                    "changes": [e["text"] for e in m.get("changelog", []) if e["version"] == n],
+                    "manifest": prefix + "manifest.json",
+                })
+                continue
             version_rows.append({
                 "version": n,
                 **catalog_lines(m),
@@ -425,7 +434,7 @@ def catalog_entries(manifests: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
             "country": latest.get("country", ""),
             "disclosure_month": latest["disclosure_month"],
             "disclosure": month_name(latest["disclosure_month"]),
-            "latest_version": max(versions),
+            "latest_version": max(live),
             **catalog_lines(latest),
             "versions": version_rows,
         })
