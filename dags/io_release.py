@@ -66,6 +66,9 @@ with DAG(
         ),
         "version": Param(1, type="integer", minimum=1, title="Version",
                          description="Release version; a published version is immutable, a change is a new version."),
+        "changelog": Param("", type=["string", "null"], title="Changelog",
+                           description="What this version changes (required from version 2 on; shown in the README "
+                                       "with the `ioarchive diff` counts against the previous version)."),
         "threshold": Param(DEFAULT_THRESHOLD, type="integer", minimum=0, title="Pseudonymization threshold",
                            description="Accounts with fewer followers than this are pseudonymized in the public variant."),
         "archive_target_bytes": Param(DEFAULT_ARCHIVE_TARGET_BYTES, type="integer", minimum=1,

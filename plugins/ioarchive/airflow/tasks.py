@@ -231,18 +231,25 @@ def finalize_media(params: dict[str, Any]) -> None:
 @release_task
 def render(params: dict[str, Any]) -> dict[str, Any]:
     """Manifest, README and SHA256SUMS per variant; returns the publication gate's body."""
+    from ioarchive.render.changelog import changelog_for, diff_previous
     from ioarchive.render.documents import render_release, render_reviewer_summary
 
     rp = release_params(params)
     layout = layout_for(params)
-    manifests = render_release(
-        layout.root,
-        rp.campaign_dir,
-        layout.release_id,
-        version=rp.version,
-        archive_target_bytes=rp.archive_target_bytes,
-        threshold=rp.threshold,
-    )
+
+    def render_with(changelog: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+        return render_release(layout.root, rp.campaign_dir, layout.release_id, version=rp.version,
+                              archive_target_bytes=rp.archive_target_bytes, threshold=rp.threshold,
+                              changelog=changelog)
+
+    diff = None
+    if rp.version > 1:  # RELEASE_SPEC 8: the changelog says what changed, with the diff's counts
+        previous = previous_layout(rp)
+        render_with(changelog_for(layout, previous, rp.version, rp.changelog))
+        diff = diff_previous(previous, layout)
+        manifests = render_with(changelog_for(layout, previous, rp.version, rp.changelog, diff))
+    else:
+        manifests = render_with(None)
     readme_urls = {v: layout.readme(v).resolve().as_uri() for v in VARIANTS}
     data_docs_urls = {}
     for variant in VARIANTS:
@@ -254,6 +261,8 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
         layout.root, layout.release_id, readme_urls=readme_urls, data_docs_urls=data_docs_urls,
         previous_manifest=previous or None,
     )
+    if diff is not None:
+        body += f"\n\n### `ioarchive diff` against v{diff.old.version}\n\n{diff.summary_markdown()}"
     return {
         "publication_body": body,
         "files": {v: len(m.get("files", [])) for v, m in manifests.items()},
