@@ -8,7 +8,7 @@ import pytest
 from ioarchive.errors import InvalidRelease
 from ioarchive.render.changelog import changelog_for, diff_previous
 from ioarchive.request.campaign import ReleaseParams
-from support.versions import PSEUDONYMS, POSTS_PER_ACCOUNT, RAW_IDS, build_version, make_campaign
+from support.versions import POSTS_PER_ACCOUNT, PSEUDONYMS, RAW_IDS, build_version, make_campaign
 
 
 def test_entry_carries_the_diff_counts_and_earlier_entries(tmp_path):
