@@ -168,3 +168,69 @@ def withdrawn_versions(store: ObjectStore, bucket: str, release_id: str) -> dict
             if manifest.get("withdrawn_at"):
                 out[int(match.group(2))] = manifest
     return out
+
+
+def version_holds(store: ObjectStore, bucket: str, release_id: str, version: int, account_ids: Iterable[str]) -> bool:
+    """True if the published unhashed version names any of ``account_ids`` as an account or poster.
+
+    Reads only the ``userid`` columns of ``parquet/users.parquet`` and ``parquet/tweets/`` (ranged
+    reads, as ``ioarchive diff`` does).
+    """
+    from ioarchive.render import diff
+
+    source = diff.open_version(f"s3://{bucket}/{version_prefix(release_id, version)}", variant="unhashed",
+                               store=store)
+    v = diff._load(source)
+    wanted = {str(a) for a in account_ids}
+    for names in ([diff.USERS_PARQUET], diff._tweets_files(v)):
+        ids = diff._read_ids(v, diff._required(v, names), "userid").to_pylist()
+        if wanted & {str(i) for i in ids}:
+            return True
+    return False
+
+
+def withdraw_superseded(
+    store: ObjectStore,
+    buckets: dict[str, str],
+    release_id: str,
+    new_version: int,
+    account_ids: Iterable[str],
+    *,
+    reason: str,
+    withdrawn_at: str,
+    identifiers: Iterable[str] = (),
+    encryption: dict[str, Encryption | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Withdraw every earlier version holding ``account_ids`` from every bucket (``{variant: bucket}``).
+
+    Which versions hold them is read from the member (unhashed) bucket, whose ids are raw; the same
+    versions are withdrawn from every bucket. Returns one entry per withdrawn version and bucket:
+    ``{version, variant, url, files}`` (``files`` from the withdrawal record, for the members' notice).
+    """
+    ids = sorted({str(a) for a in account_ids})
+    member = buckets["unhashed"]
+    live = []
+    for key, _size in store.list_keys(member, f"releases/{release_id}/"):
+        match = _MANIFEST_KEY.match(key)
+        if match and match.group(1) == release_id and int(match.group(2)) < new_version:
+            if not json.loads(store.get_bytes(member, key)).get("withdrawn_at"):
+                live.append(int(match.group(2)))
+    holding = [n for n in sorted(live) if version_holds(store, member, release_id, n, ids)]
+    # A rerun (the task cleared after a crash) finds its own records: finish those too.
+    already = [v for v, rec in withdrawn_versions(store, member, release_id).items()
+               if rec.get("superseded_by") == new_version]
+    out = []
+    for n in sorted(set(holding) | set(already)):
+        for variant, bucket in sorted(buckets.items()):
+            enc = (encryption or {}).get(variant)
+            try:
+                result = withdraw_version(store, bucket, release_id, n, reason=reason, superseded_by=new_version,
+                                          withdrawn_at=withdrawn_at, identifiers=identifiers, encryption=enc)
+            except WithdrawalError as exc:
+                if "has no manifest.json" in str(exc):  # never published to this bucket
+                    log.warning("%s", exc)
+                    continue
+                raise
+            out.append({"version": n, "variant": variant, "url": f"s3://{bucket}/{result.prefix}",
+                        "files": result.withdrawn_files, "deleted": len(result.deleted)})
+    return out
