@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from ioarchive import settings
-from ioarchive.airflow.tasks import S3_CONN_ID, layout_for, release_task
+from ioarchive.airflow.tasks import S3_CONN_ID, layout_for, release_task, update_catalog
 from ioarchive.errors import GateFailed
 
 log = logging.getLogger(__name__)
@@ -101,6 +101,7 @@ def withdraw(form: dict[str, Any], recorded: dict[str, Any]) -> list[dict[str, A
         identifiers=_identifiers(form, account_ids), encryption={"unhashed": Encryption(), "hashed": None})
     log.info("release %s: withdrew %s", form["release_id"],
              ", ".join(f"v{w['version']} ({w['variant']}, {w['deleted']} objects)" for w in withdrawn) or "nothing")
+    update_catalog(form)  # the catalog now lists the withdrawn versions as such
     return withdrawn
 
 
