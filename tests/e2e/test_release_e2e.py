@@ -640,6 +640,15 @@ def test_retraction_end_to_end(stack, e2e_campaign):
         assert published["requests"].get("PutObject", 0) == published["uploaded"]  # small files: one PUT each
     catalog = stack.s3_client().get_object(Bucket=PUBLIC_BUCKET, Key="catalog/index.html")["Body"].read().decode()
     assert "v1: withdrawn, superseded by v2" in catalog
+    # The runbook's check finds nothing left under the withdrawn version (and lists a leftover).
+    check = runbook.fill(runbook.command("ioarchive withdrawal-check"), {
+        "<public bucket>": PUBLIC_BUCKET, "<member bucket>": MEMBER_BUCKET, "<release_id>": RELEASE_OK})
+    done = runbook.run(check, stack.env())
+    assert done.returncode == 0 and "no leftover object" in done.stdout, done.stdout + done.stderr
+    stack.s3_client().put_object(Bucket=MEMBER_BUCKET, Key=v1_prefix + "media/leftover.zip", Body=b"x")
+    done = runbook.run(check, stack.env())
+    assert done.returncode == 1 and f"s3://{MEMBER_BUCKET}/{v1_prefix}media/leftover.zip" in done.stdout
+    stack.s3_client().delete_object(Bucket=MEMBER_BUCKET, Key=v1_prefix + "media/leftover.zip")
 
     # No byte of either bucket names the retracted accounts (zip members, decoded Parquet too).
     n = needles(e2e_campaign, [small, large], key)
