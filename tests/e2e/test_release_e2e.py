@@ -546,8 +546,9 @@ RETRACT_DAG = "io_retract"
 
 
 def _xcom(client: AirflowClient, dag_id: str, run_id: str, task_id: str):
+    # Without ``deserialize`` the API returns the value as stored: JSON (text or already parsed).
     entry = client.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/"
-                               "return_value?deserialize=true", TRIGGER_USER)
+                               "return_value", TRIGGER_USER)
     value = entry["value"]
     return json.loads(value) if isinstance(value, str) else value
 
