@@ -141,3 +141,33 @@ def test_withdrawal_leaves_only_the_record_and_is_idempotent(tmp_path, client, b
     assert json.loads(client.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()) == record
     assert leftovers(store, bucket) == {}
     assert main(["withdrawal-check", bucket, "--release-id", RELEASE, *endpoint]) == 0
+
+
+def test_withdraw_superseded_finds_the_versions_holding_the_accounts(tmp_path, client):
+    """Which versions go is read from the member bucket's published ids; both buckets lose them."""
+    import shutil
+
+    from ioarchive.publish.withdraw import withdraw_superseded
+    from support.versions import PSEUDONYMS, build_version, make_campaign
+
+    suffix = uuid.uuid4().hex[:8]
+    public, member = f"pub-{suffix}", f"mem-{suffix}"
+    ensure_buckets(client, public, member)
+    v1 = build_version(tmp_path, make_campaign(tmp_path), 1)
+    shutil.copytree(v1.release_dir("hashed"), v1.release_dir("unhashed"))  # same files, member variant
+    manifest = json.loads(v1.manifest("unhashed").read_text())
+    v1.manifest("unhashed").write_text(json.dumps({**manifest, "variant": "unhashed"}))
+    store = S3ObjectStore(client)
+    for variant, bucket in (("hashed", public), ("unhashed", member)):
+        publish_release(store, staging=v1.root, release_id=v1.release_id, variant=variant, bucket=bucket,
+                        require_quality_gate=False)
+    buckets = {"hashed": public, "unhashed": member}
+    kwargs = {"reason": "appeal", "withdrawn_at": "2026-12-05T08:00:00Z"}
+    assert withdraw_superseded(store, buckets, v1.release_id, 2, ["no-such-account"], **kwargs) == []
+    out = withdraw_superseded(store, buckets, v1.release_id, 2, [PSEUDONYMS[1]], **kwargs)
+    assert [(o["version"], o["variant"], o["deleted"]) for o in out] == [(1, "hashed", 12), (1, "unhashed", 12)]
+    assert out[0]["files"] == [{k: f[k] for k in ("name", "bytes", "sha256")} for f in manifest["files"]]
+    for bucket in buckets.values():
+        assert keys(client, bucket, "releases/") == [f"releases/{v1.release_id}/v1/manifest.json"]
+    again = withdraw_superseded(store, buckets, v1.release_id, 2, [PSEUDONYMS[1]], **kwargs)  # a cleared rerun
+    assert [(o["version"], o["deleted"]) for o in again] == [(1, 0), (1, 0)]
