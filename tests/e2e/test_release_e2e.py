@@ -26,6 +26,12 @@ users, as reviewers and on-call would:
   tasks each time, a hand-written approval by the triggering user, an investigation reopened
   after the wait and a staged file changed after the quality gate each fail them again, naming
   the precondition; neither bucket ever holds an object of that release.
+- retraction after an appeal (issue #18, PostgreSQL stack, after its release): ``io_retract``
+  removes two accounts of the published v1 (one pseudonymized, one above the threshold): v2 is
+  published, v1 keeps only its withdrawal record in both buckets, the catalog marks it, no byte
+  of either bucket names them, v2's media archives that held none of their media are v1's bytes
+  and were copied (CopyObject counted by the store's botocore hook), ``ioarchive diff`` names
+  exactly the removed accounts, posts and media, and the runbook's ``withdrawal-check`` passes.
 
 The scenario runs are triggered together when the stack is up, so their gates wait in
 parallel (``awaiting_input`` holds no slot) while the whole release runs its Spark steps.
