@@ -7,7 +7,7 @@ in a compressed Parquet page is found too. Needles:
 - ``ids`` and ``pseudonyms``: plain substrings (long, unique);
 - ``names``: screen names as whole ASCII word tokens, case-insensitive (generated screen names
   come in prefix pairs, so a plain substring would also match the other account);
-- ``texts``: exact post texts; ``media``: a 64-byte slice of each media file's bytes.
+- ``texts``: exact post texts; ``media``: each media file's bytes.
 """
 
 from __future__ import annotations

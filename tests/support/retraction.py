@@ -66,10 +66,10 @@ def needles(campaign_dir: Path, account_ids: list[str], key: bytes) -> Needles:
         text = p.get("full_text") or ""
         if (p.get("user") or {}).get("id_str") in gone and len(text) >= 20 and json.dumps(text, ensure_ascii=False)[1:-1] not in kept:
             n.texts.add(text)
+    # Whole files: the generator's bodies share one random block, only the header (holding the
+    # media key) makes a file unique, so a slice could match another account's media.
     media_root = campaign_dir / "media"
     for m in data["media"]:
         if m.get("user_id") in gone and (media_root / str(m.get("path"))).is_file():
-            blob = (media_root / m["path"]).read_bytes()
-            if len(blob) >= 256:
-                n.media[m["media_key"]] = blob[len(blob) // 2: len(blob) // 2 + 64]
+            n.media[m["media_key"]] = (media_root / m["path"]).read_bytes()
     return n
