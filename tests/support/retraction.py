@@ -27,9 +27,11 @@ def raw(campaign_dir: Path) -> dict:
     return {t: _lines(campaign_dir / f"{t}.jsonl") for t in ("accounts", "posts", "media")}
 
 
-def pick_accounts(campaign_dir: Path) -> tuple[str, str]:
-    """(small, large): the campaign accounts below and above the threshold with the most posts
-    that other accounts retweet or reply to, so references to them must be blanked."""
+def pick_accounts(campaign_dir: Path, fewest_media: bool = False) -> tuple[str, str]:
+    """(small, large): campaign accounts below and above the threshold that posted and that other
+    accounts retweet or reply to (so references to them must be blanked): the most referenced
+    and active ones, or (``fewest_media``) those with the fewest media files, so that most media
+    archives hold none of theirs and must keep their bytes."""
     data = raw(campaign_dir)
     campaign = set(json.loads((campaign_dir / "campaign.json").read_text())["account_ids"])
     followers = {a["id_str"]: a.get("followers_count") or 0 for a in data["accounts"] if a.get("id_str") in campaign}
@@ -41,9 +43,17 @@ def pick_accounts(campaign_dir: Path) -> tuple[str, str]:
         for target in ((p.get("retweeted_status") or {}).get("user", {}).get("id_str"), p.get("in_reply_to_user_id_str")):
             if target and target != uid:
                 referenced[target] = referenced.get(target, 0) + 1
+    media: dict[str, int] = {}
+    for m in data["media"]:
+        media[m.get("user_id")] = media.get(m.get("user_id"), 0) + 1
+
     def best(ok) -> str:
-        return max((u for u in followers if ok(followers[u]) and posts.get(u)),
-                   key=lambda u: (referenced.get(u, 0), posts.get(u, 0), u))
+        if not fewest_media:
+            return max((u for u in followers if ok(followers[u]) and posts.get(u)),
+                       key=lambda u: (referenced.get(u, 0), posts.get(u, 0), u))
+        fit = [u for u in followers if ok(followers[u]) and posts.get(u) and media.get(u)]
+        referred = [u for u in fit if referenced.get(u)] or fit
+        return min(referred, key=lambda u: (media[u], posts[u], u))
     return best(lambda f: f < DEFAULT_THRESHOLD), best(lambda f: f >= DEFAULT_THRESHOLD)
 
 
