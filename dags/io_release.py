@@ -20,21 +20,14 @@ from airflow.sdk import DAG, Param, PokeReturnValue, task
 from ioarchive import settings
 from ioarchive.airflow import tasks
 from ioarchive.airflow.notifiers import GateWaitingNotifier, on_task_failure
-from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, ReleaseGateOperator
+from ioarchive.airflow.wiring import COMMENT_PARAM, GATE_TIMEOUT, build_and_publish, params_form
+from ioarchive.gates.signoffs import GATE_ATTRIBUTION, ReleaseGateOperator
 from ioarchive.schema import DEFAULT_ARCHIVE_TARGET_BYTES, DEFAULT_THRESHOLD
 
 DEFAULT_REVIEWERS = settings.default_reviewers()
 REGISTRY_POKE_SECONDS = settings.get_int("IOARCHIVE_REGISTRY_POKE_SECONDS", env=os.environ)
 
 
-comment_param = {
-    "comment": Param(
-        "",
-        type=["string", "null"],
-        title="Comment",
-        description="Why you approve or reject (recorded in the manifest; required in spirit for a reject).",
-    )
-}
 
 with DAG(
     dag_id="io_release",
@@ -66,14 +59,14 @@ with DAG(
         ),
         "version": Param(1, type="integer", minimum=1, title="Version",
                          description="Release version; a published version is immutable, a change is a new version."),
+        "changelog": Param("", type=["string", "null"], title="Changelog",
+                           description="What this version changes (required from version 2 on; shown in the README "
+                                       "with the `ioarchive diff` counts against the previous version)."),
         "threshold": Param(DEFAULT_THRESHOLD, type="integer", minimum=0, title="Pseudonymization threshold",
                            description="Accounts with fewer followers than this are pseudonymized in the public variant."),
         "archive_target_bytes": Param(DEFAULT_ARCHIVE_TARGET_BYTES, type="integer", minimum=1,
                                       title="Media archive target size (bytes)",
                                       description="Media zip archives are at most this large (default 2 GiB)."),
-        "changelog": Param(None, type=["null", "string"], title="Changelog",
-                           description="What this version changes since the previous one (README changelog); "
-                                       "needed from version 2 on."),
         "reviewers": Param(DEFAULT_REVIEWERS, type="array", items={"type": "string"}, minItems=1,
                            title="Reviewers",
                            description="User names allowed to answer the sign-offs; never the user who triggers."),
@@ -90,10 +83,10 @@ with DAG(
         gate=GATE_ATTRIBUTION,
         subject="Attribution sign-off: {{ params.release_id }} v{{ params.version }}",
         body="{{ ti.xcom_pull(task_ids='validate_request')['attribution_body'] }}",
-        params=comment_param,
+        params=COMMENT_PARAM,
         notifiers=[GateWaitingNotifier(GATE_ATTRIBUTION)],
         signoffs_path=tasks.signoffs_path,
-        response_timeout=timedelta(days=14),
+        response_timeout=GATE_TIMEOUT,
     )
 
     @task.sensor(poke_interval=REGISTRY_POKE_SECONDS, mode="reschedule", timeout=timedelta(days=90).total_seconds())
@@ -102,57 +95,7 @@ with DAG(
         still_open = tasks.open_investigations(params)
         return PokeReturnValue(is_done=not still_open, xcom_value={"open": still_open})
 
-    @task
-    def extract(params=None) -> dict:
-        return tasks.extract(params)
-
-    @task
-    def pseudonymize(params=None) -> None:
-        tasks.pseudonymize(params)
-
-    @task
-    def quality_gate(params=None) -> dict:
-        return tasks.quality_gate(params)
-
-    @task
-    def plan_media(params=None) -> list[dict]:
-        return tasks.plan_media(params)
-
-    @task(map_index_template="{{ archive_name }}")
-    def pack_media(archive: dict, params=None) -> dict:
-        """One archive; the UI labels the mapped instance with the archive's name."""
-        from airflow.sdk import get_current_context
-
-        get_current_context()["archive_name"] = archive["archive_name"]
-        return tasks.pack_media(params, archive["variant"], archive["archive_name"])
-
-    @task(trigger_rule="none_failed")
-    def finalize_media(params=None) -> None:
-        tasks.finalize_media(params)
-
-    @task
-    def render(params=None) -> dict:
-        return tasks.render(params)
-
-    publication_signoff = ReleaseGateOperator(
-        task_id="publication_signoff",
-        gate=GATE_PUBLICATION,
-        subject="Publication sign-off: {{ params.release_id }} v{{ params.version }}",
-        body="{{ ti.xcom_pull(task_ids='render')['publication_body'] }}",
-        params=comment_param,
-        notifiers=[GateWaitingNotifier(GATE_PUBLICATION)],
-        signoffs_path=tasks.signoffs_path,
-        response_timeout=timedelta(days=14),
-    )
-
-    @task
-    def publish(variant: str, params=None, dag_run=None) -> dict:
-        """Re-checks every gate from the audit trail (this run's sign-offs, registry, quality), then uploads."""
-        return tasks.publish(params, variant, dag_run)
-
-    @task
-    def update_catalog(params=None) -> list[str]:
-        return tasks.update_catalog(params)
+    built = build_and_publish(params_form, "Publication sign-off: {{ params.release_id }} v{{ params.version }}")
 
     @task
     def notify_published(published: list[dict], params=None) -> None:
@@ -161,22 +104,10 @@ with DAG(
         locations = {p["variant"]: p["url"] for p in published}
         send(published_message(params["release_id"], int(params["version"]), locations))
 
-    request = validate_request()
-    archives = plan_media()
-    packed = pack_media.expand(archive=archives)
-    rendered = render()
-    public = publish.override(task_id="publish_public")("hashed")
-    member = publish.override(task_id="publish_member")("unhashed")
-    catalog = update_catalog()
-
-    # The quality gate reads the published tables and the media index, so it follows packing.
     (
-        request
+        validate_request()
         >> attribution_signoff
         >> wait_for_investigations()
-        >> extract()
-        >> pseudonymize()
-        >> archives
+        >> built.first
     )
-    packed >> finalize_media() >> quality_gate() >> rendered >> publication_signoff >> [member, public]
-    public >> catalog >> notify_published([public, member])
+    built.catalog >> notify_published([built.public, built.member])

@@ -145,3 +145,13 @@ class SparkStepRejected(SparkJobFailed, NotRetryable):
 
 class DiffError(ReleaseError, NotRetryable):
     """Two versions cannot be compared (no manifest, unreadable or incomplete version, wrong variant)."""
+
+
+# --- after publication (RELEASE_SPEC 8) ----------------------------------------------------------
+
+class RetractionRefused(ReleaseError, NotRetryable):
+    """A retraction request that cannot be carried out (release not published, accounts not in it)."""
+
+
+class WithdrawalError(ReleaseError):
+    """A withdrawal left objects behind or could not write its record (retried: S3 trouble)."""

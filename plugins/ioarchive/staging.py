@@ -18,6 +18,8 @@ Layout::
       work/media_plan.json           archive plan (pack-media)
       validation/<variant>/          GX results and Data Docs
       signoffs.json                  who approved which gate, when (DAG)
+      request.json                   the validated trigger form (validate_request)
+      retractions.json               accounts retracted from the release (registry, before extract)
       release/<variant>/             exactly what is published as releases/<id>/v<N>/
         README.md, manifest.json, SHA256SUMS
         <id>_users_csv_<variant>.zip, <id>_tweets_csv_<variant>[_partNNN].zip
@@ -69,6 +71,16 @@ class StagingLayout:
     @property
     def signoffs(self) -> Path:
         return self.root / "signoffs.json"
+
+    @property
+    def request(self) -> Path:
+        """The run's validated form (validate_request): how a later version is rebuilt (io_retract)."""
+        return self.root / "request.json"
+
+    @property
+    def retractions(self) -> Path:
+        """Accounts the registry retracted from this release (written before extraction reads it)."""
+        return self.root / "retractions.json"
 
     # --- internal work tables ------------------------------------------------------------
     def work_table(self, variant: str, table: str) -> Path:

@@ -33,6 +33,7 @@ from ioarchive.errors import (
     SummaryError,
     is_retryable,
 )
+from ioarchive.gates.registry import Registry
 
 RELEASE = "kinds_202102"
 
@@ -51,6 +52,10 @@ def params(campaign, tmp_path, monkeypatch):
     monkeypatch.setenv("IOARCHIVE_STAGING_ROOT", str(tmp_path / "staging"))
     monkeypatch.setenv("IOARCHIVE_PUBLIC_BUCKET", "public-bucket")
     monkeypatch.setenv("IOARCHIVE_MEMBER_BUCKET", "member-bucket")
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    with Registry(registry) as db:
+        db.migrate()
+    monkeypatch.setenv("AIRFLOW_CONN_IOARCHIVE_REGISTRY", json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "registry.db")}))
     return {"campaign_dir": str(campaign), "release_id": RELEASE, "version": 1, "threshold": 5000,
             "archive_target_bytes": 1024 * 1024, "reviewers": ["reviewer_a", "reviewer_b"]}
 

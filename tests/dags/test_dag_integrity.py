@@ -61,3 +61,22 @@ def test_integrity_check_catches_broken_untagged_and_retryless_dags(tmp_path):
 
 # What parsing a DAG file imports (no Spark, GX or boto3) is checked in a fresh interpreter by
 # tests/test_imports.py.
+
+
+def test_retract_dag_reuses_the_release_build():
+    """io_retract builds its version with io_release's very tasks (same ids, same order), not a copy."""
+    bag = load_dagbag(DAGS_FOLDER)
+    release, retract = bag.dags["io_release"], bag.dags["io_retract"]
+    shared = ["extract", "pseudonymize", "plan_media", "pack_media", "finalize_media", "quality_gate", "render",
+              "publication_signoff", "publish_member", "publish_public", "update_catalog"]
+    for dag in (release, retract):
+        for upstream, downstream in zip(shared, shared[1:], strict=False):
+            if downstream != "publish_public":
+                assert downstream in dag.get_task(upstream).downstream_task_ids or upstream == "publish_member", (
+                    dag.dag_id, upstream, downstream)
+    assert set(retract.task_ids) == {*shared, "validate_retraction", "retraction_signoff", "record_retraction",
+                                     "withdraw", "notify_members"}
+    assert retract.get_task("record_retraction").downstream_task_ids == {"extract", "withdraw"}
+    assert {"publish_public", "publish_member", "update_catalog"} <= retract.get_task("withdraw").upstream_task_ids
+    assert set(retract.params.keys()) == {"release_id", "account_ids", "reason", "reviewers"}
+    assert "changelog" in release.params

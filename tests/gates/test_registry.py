@@ -16,6 +16,7 @@ from ioarchive.gates.registry import (
     open_investigations,
     open_investigations_async,
     registry_url,
+    retracted_accounts,
 )
 
 PG_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -100,6 +101,7 @@ def test_gate_on_postgresql(pg_schema):
     with Registry(PG_URL, schema=pg_schema) as registry:
         exercise_gate(registry)
         assert registry.migrate() == []
+        exercise_retractions(registry)
     from sqlalchemy import create_engine, inspect
 
     engine = create_engine(PG_URL)
@@ -114,7 +116,7 @@ def test_gate_on_postgresql(pg_schema):
 
 def test_cli_migrate_set_list(sqlite_url, capsys):
     assert main(["investigations", "--db-url", sqlite_url, "migrate"]) == 0
-    assert "schema version 2 (applied 1, 2)" in capsys.readouterr().out
+    assert "schema version 3 (applied 1, 2, 3)" in capsys.readouterr().out
     assert main(["investigations", "--db-url", sqlite_url, "migrate"]) == 0
     assert "(up to date)" in capsys.readouterr().out
 
@@ -157,3 +159,27 @@ def test_missing_connection_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_IOARCHIVE_NOPE", raising=False)
     with pytest.raises(RegistryError, match="AIRFLOW_CONN_IOARCHIVE_NOPE"):
         registry_url("ioarchive_nope")
+
+
+def exercise_retractions(registry: Registry) -> None:
+    """Retractions (RELEASE_SPEC 8): recorded once per account, the first record kept, per release."""
+    registry.migrate()
+    t0 = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
+    rows = registry.record_retraction("iran_202102", ["22", "11", "11"], "appeal granted", "reviewer_a", now=t0)
+    assert [(r.account_id, r.reason, r.approved_by, r.recorded_at) for r in rows] == [
+        ("11", "appeal granted", "reviewer_a", t0), ("22", "appeal granted", "reviewer_a", t0)]
+    later = t0 + dt.timedelta(hours=1)
+    rows = registry.record_retraction("iran_202102", ["22", "33"], "second appeal", "reviewer_b", now=later)
+    assert [(r.account_id, r.reason, r.recorded_at) for r in rows] == [
+        ("11", "appeal granted", t0), ("22", "appeal granted", t0), ("33", "second appeal", later)]
+    assert registry.retractions("other_202102") == []
+    with pytest.raises(ValueError, match="reason"):
+        registry.record_retraction("iran_202102", ["44"], " ", "reviewer_a")
+    with pytest.raises(ValueError, match="approved_by"):
+        registry.record_retraction("iran_202102", ["44"], "x", "")
+
+
+def test_retractions_sqlite(sqlite_url):
+    with Registry(sqlite_url) as registry:
+        exercise_retractions(registry)
+    assert [r.account_id for r in retracted_accounts("iran_202102", db_url=sqlite_url)] == ["11", "22", "33"]

@@ -428,3 +428,19 @@ def test_templates_folder_override(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("IOARCHIVE_TEMPLATES", str(tmp_path / "missing"))
     with pytest.raises(ManifestError, match="IOARCHIVE_TEMPLATES"):
         render_readme(manifest)
+
+
+def test_catalog_marks_a_withdrawn_version(tmp_path) -> None:
+    """RELEASE_SPEC 8: a withdrawal record is listed as withdrawn, superseded by its successor."""
+    from ioarchive.publish.withdraw import withdrawal_record
+
+    record = withdrawal_record(smallland(1), reason="appeal", superseded_by=2, withdrawn_at="2026-12-05T08:00:00Z")
+    html_path, json_path = render_catalog([record, smallland(2)], tmp_path)
+    entry = json.loads(json_path.read_text())["releases"][0]
+    assert entry["latest_version"] == 2
+    v1 = entry["versions"][1]
+    assert (v1["version"], v1["withdrawn_at"], v1["superseded_by"], v1["lines"]) == (1, "2026-12-05T08:00:00Z", 2, [])
+    assert "readme" not in v1
+    html = html_path.read_text()
+    assert "v1: withdrawn, superseded by v2 (2026-12-05T08:00:00Z)" in html
+    assert 'href="../releases/smallland_201906/v1/README.md"' not in html

@@ -21,7 +21,7 @@ def small_campaign(tmp_path_factory):
 
 def _params(campaign, **over):
     params = {"campaign_dir": str(campaign), "release_id": "synthetic_202102", "version": 2,
-              "threshold": 5000, "archive_target_bytes": 1024, "reviewers": ["reviewer_a"]}
+              "changelog": "Corrected export: two deleted posts removed.", "threshold": 5000, "archive_target_bytes": 1024, "reviewers": ["reviewer_a"]}
     params.update(over)
     return params
 
@@ -51,6 +51,8 @@ def test_valid_request_stages_per_version_and_shows_campaign_and_counts(small_ca
         ({"release_id": "Iran-2021"}, "is not <campaign_slug>_<YYYYMM>"),
         ({"version": 0}, "version must be >= 1"),
         ({"threshold": -1}, "threshold must be >= 0"),
+        ({"changelog": ""}, "version 2 of synthetic_202102 needs a changelog"),
+        ({"changelog": None}, "set the 'changelog' param"),
     ],
 )
 def test_invalid_form_values_are_refused(small_campaign, override, message):

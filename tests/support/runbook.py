@@ -20,6 +20,7 @@ EXERCISED = (
     "ioarchive verify s3://",
     "ioarchive verify <staging>",
     "python -m ioarchive.devtools.stack status",
+    "ioarchive withdrawal-check",
 )
 """Beginnings of the runbook's commands that tests/e2e/test_release_e2e.py runs."""
 

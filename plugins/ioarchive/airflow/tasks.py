@@ -81,6 +81,11 @@ def step_settings(params: dict[str, Any], **extra: Any) -> StepSettings:
                         threshold=rp.threshold, **extra)
 
 
+def previous_layout(rp: ReleaseParams) -> StagingLayout:
+    """The staging folder of version N-1 (its media plan is kept where it still fits, RELEASE_SPEC 8)."""
+    return StagingLayout.for_version(settings.staging_root(), rp.release_id, max(1, rp.version - 1))
+
+
 def signoffs_path(context: Any) -> Path:
     """Where the gates record decisions for this run (``StagingLayout.signoffs``)."""
     return layout_for(context["params"]).signoffs
@@ -120,11 +125,17 @@ def open_investigations(params: dict[str, Any]) -> list[str]:
 def extract(params: dict[str, Any]) -> dict[str, Any]:
     """Raw campaign -> unhashed work tables and release tables, quarantine, reconciliation."""
     from ioarchive import reconcile
+    from ioarchive.extract import retractions
     from ioarchive.spark.steps import run_spark_step
 
     layout = layout_for(params)
     layout.quarantine_dir.mkdir(parents=True, exist_ok=True)  # extraction expects it (clean input: empty)
-    run_spark_step("extract", step_settings(params))
+    settings_ = step_settings(params)
+    retracted = retractions.write_from_registry(layout)  # RELEASE_SPEC 8: never published again
+    if retracted:
+        log.info("release %s: %d accounts retracted in the registry are left out (%s)", layout.release_id,
+                 len(retracted), layout.retractions)
+    run_spark_step("extract", settings_)
     data = reconcile.load(layout)
     if not data.get("balanced"):
         raise ReconciliationError(
@@ -185,7 +196,8 @@ def plan_media(params: dict[str, Any]) -> list[dict[str, str]]:
     layout = layout_for(params)
     archives = []
     for variant in VARIANTS:
-        plan(layout.root, layout.release_id, variant, target_bytes=rp.archive_target_bytes)
+        plan(layout.root, layout.release_id, variant, target_bytes=rp.archive_target_bytes,
+             previous_staging=previous_layout(rp).root if rp.version > 1 else None)
         quarantine_rejected(rp.campaign_dir, layout.root, layout.release_id, variant)
         archives += [{"variant": variant, "archive_name": name}
                      for name in list_archives(layout.root, layout.release_id, variant)]
@@ -219,20 +231,25 @@ def finalize_media(params: dict[str, Any]) -> None:
 @release_task
 def render(params: dict[str, Any]) -> dict[str, Any]:
     """Manifest, README and SHA256SUMS per variant; returns the publication gate's body."""
+    from ioarchive.render.changelog import changelog_for, diff_previous
     from ioarchive.render.documents import render_release, render_reviewer_summary
 
     rp = release_params(params)
     layout = layout_for(params)
-    previous = _previous_manifests(rp)
-    manifests = render_release(
-        layout.root,
-        rp.campaign_dir,
-        layout.release_id,
-        version=rp.version,
-        changelog=changelog_entries(rp, params.get("changelog"), previous),
-        archive_target_bytes=rp.archive_target_bytes,
-        threshold=rp.threshold,
-    )
+
+    def render_with(changelog: list[dict[str, Any]] | None) -> dict[str, dict[str, Any]]:
+        return render_release(layout.root, rp.campaign_dir, layout.release_id, version=rp.version,
+                              archive_target_bytes=rp.archive_target_bytes, threshold=rp.threshold,
+                              changelog=changelog)
+
+    diff = None
+    if rp.version > 1:  # RELEASE_SPEC 8: the changelog says what changed, with the diff's counts
+        previous = previous_layout(rp)
+        render_with(changelog_for(layout, previous, rp.version, rp.changelog))
+        diff = diff_previous(previous, layout)
+        manifests = render_with(changelog_for(layout, previous, rp.version, rp.changelog, diff))
+    else:
+        manifests = render_with(None)
     readme_urls = {v: layout.readme(v).resolve().as_uri() for v in VARIANTS}
     data_docs_urls = {}
     for variant in VARIANTS:
@@ -243,46 +260,12 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
         layout.root, layout.release_id, readme_urls=readme_urls, data_docs_urls=data_docs_urls,
         previous_manifest=previous or None,
     )
+    if diff is not None:
+        body += f"\n\n### `ioarchive diff` against v{diff.old.version}\n\n{diff.summary_markdown()}"
     return {
         "publication_body": body,
         "files": {v: len(m.get("files", [])) for v, m in manifests.items()},
     }
-
-
-def changelog_entries(rp: ReleaseParams, text: str | None, previous: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The README's changelog: the earlier versions' entries plus this run's ``changelog`` param.
-
-    Without the param, ``None`` lets render use its default (v1 "Initial release."; v2 and later
-    are refused, naming what is missing). The earlier entries come from version N-1's staged
-    manifest (either variant: both carry the same changelog), else v1's default entry. Dated
-    with the disclosure month, as ``ioarchive render --change`` does, so a rerun renders the
-    same bytes.
-    """
-    text = (text or "").strip()
-    if not text:
-        return None
-    campaign = Campaign.load(rp.campaign_dir)
-    earlier = next((m.get("changelog") for m in previous.values() if m.get("changelog")), None)
-    if earlier is None:
-        earlier = [{"version": 1, "date": campaign.disclosure_month, "text": "Initial release."}]
-    kept = [e for e in earlier if int(e["version"]) < rp.version]
-    return [*kept, {"version": rp.version, "date": campaign.disclosure_month, "text": text}]
-
-
-def _previous_manifests(rp: ReleaseParams) -> dict[str, Any]:
-    """Manifests of version N-1 staged on this machine, so the reviewer sees what changed."""
-    if rp.version < 2:
-        return {}
-    previous = StagingLayout.for_version(settings.staging_root(), rp.release_id, rp.version - 1)
-    found = {}
-    for variant in VARIANTS:
-        path = previous.manifest(variant)
-        if path.exists():
-            found[variant] = json.loads(path.read_text(encoding="utf-8"))
-    if not found:
-        log.warning("no staged manifest of v%d of %s: the reviewer summary cannot show changes", rp.version - 1,
-                    rp.release_id)
-    return found
 
 
 @release_task
@@ -296,8 +279,9 @@ def publish(params: dict[str, Any], variant: str, dag_run: Any) -> dict[str, Any
     # Re-check every gate from the audit trail before any upload (RELEASE_SPEC 7), then record
     # this run's sign-offs in the manifest (rendered before the publication sign-off).
     prepare_publication(layout, variant, params, dag_run)
+    store = s3_store(aws_conn_id=S3_CONN_ID)
     result = publish_release(
-        s3_store(aws_conn_id=S3_CONN_ID),
+        store,
         staging=layout.root,
         release_id=layout.release_id,
         variant=variant,
@@ -305,7 +289,8 @@ def publish(params: dict[str, Any], variant: str, dag_run: Any) -> dict[str, Any
         version=rp.version,
     )
     log.info("%s", result.summary())
-    return {"variant": variant, "url": result.url, "uploaded": len(result.uploaded), "skipped": len(result.skipped)}
+    return {"variant": variant, "url": result.url, "uploaded": len(result.uploaded), "skipped": len(result.skipped),
+            "copied": len(result.copied), "copied_files": sorted(result.copied), "requests": dict(store.requests)}
 
 
 @release_task

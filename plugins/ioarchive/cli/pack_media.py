@@ -21,6 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, default=1, help="archives packed in parallel (processes)")
     parser.add_argument("--variant", choices=[*VARIANTS, "both"], default="both", help="default: both")
+    parser.add_argument("--previous-staging",
+                        help="staging folder of the previous version: its archives are kept where nothing left them")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             summary = pack_media(
                 args.campaign, args.staging, args.release_id, variant,
-                target_bytes=args.target_bytes, workers=args.workers,
+                target_bytes=args.target_bytes, workers=args.workers, previous_staging=args.previous_staging,
             )
         except (MediaPlanError, MediaDiskFullError) as exc:
             log.error("%s", exc)

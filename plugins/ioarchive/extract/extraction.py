@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ioarchive import reconcile
+from ioarchive.extract import retractions
 from ioarchive.extract import stats as release_stats
 from ioarchive.request.campaign import Campaign, check_release_id, find_raw_file
 from ioarchive.schema import ACCOUNT_COLUMNS, MEDIA_KINDS, POST_COLUMNS
@@ -48,7 +49,7 @@ QUARANTINE_REASONS: tuple[str, ...] = (
     "invalid_json", "missing_id", "duplicate_id", "unparseable_timestamp", "negative_count",
     "path_escape", "symlink", "missing_file", "unknown_kind",
 )
-EXCLUDED_REASONS: tuple[str, ...] = ("deleted", "not_campaign_account", "post_not_released")
+EXCLUDED_REASONS: tuple[str, ...] = ("deleted", "retracted", "not_campaign_account", "post_not_released")
 
 V11_TIME_RE = r"^[A-Z][a-z]{2} [A-Z][a-z]{2} [0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} [+-][0-9]{4} [0-9]{4}$"
 """``Wed Oct 10 20:19:24 +0000 2018``: the only accepted ``created_at`` shape (v1.1 API)."""
@@ -499,7 +500,6 @@ def extract_campaign(
     Overwrites previous extraction outputs (work/unhashed, quarantine, reconciliation), so a
     rerun starts clean; later steps must be rerun after it.
     """
-    from pyspark.sql import functions as F
 
     check_release_id(release_id)
     campaign_dir = Path(campaign_dir)
@@ -515,8 +515,7 @@ def extract_campaign(
     shutil.rmtree(layout.work_dir(VARIANT), ignore_errors=True)
     layout.root.mkdir(parents=True, exist_ok=True)
 
-    campaign_ids = spark.createDataFrame([(i,) for i in sorted(set(campaign.account_ids))], "cid string")
-    campaign_ids = F.broadcast(campaign_ids)
+    campaign_ids = retractions.campaign_ids(spark, campaign.account_ids, retractions.load(layout))
 
     deletions = _read_deleted(spark, files["deletions"], schemas["deletions"])
     books = reconcile.empty(release_id)
@@ -577,7 +576,7 @@ def _extract_accounts(spark: SparkSession, layout: StagingLayout, path: Path | N
         acc, F.col("j.id_str"),
         [("unparseable_timestamp", F.col("_ts").isNull()),
          ("negative_count", _negative("j.followers_count", "j.friends_count"))],
-        [("not_campaign_account", F.col("cid").isNull())],
+        [retractions.check(), ("not_campaign_account", F.col("cid").isNull())],
         cached,
     )
     target = str(layout.work_table(VARIANT, "accounts"))
@@ -605,7 +604,7 @@ def _extract_posts(spark: SparkSession, layout: StagingLayout, path: Path | None
         [("missing_id", _blank("j.user.id_str")),
          ("unparseable_timestamp", ts),
          ("negative_count", negative)],
-        [("deleted", F.col("_del").isNotNull()),
+        [("deleted", F.col("_del").isNotNull()), retractions.check(),
          ("not_campaign_account", F.col("cid").isNull())],
         cached,
     )
@@ -613,12 +612,13 @@ def _extract_posts(spark: SparkSession, layout: StagingLayout, path: Path | None
     posts = released.select(F.col("j.user.id_str").alias("_uid"), *_post_columns()).join(
         F.broadcast(accounts), F.col("_uid") == accounts["userid"], "left"
     ).select(*[F.col("_uid").alias("userid") if c == "userid" else F.col(c) for c in POST_COLUMNS])
+    posts = retractions.blank_references(posts, campaign_ids, _scratch(layout, "accounts"), released)
     posts.write.mode("overwrite").parquet(str(layout.work_table(VARIANT, "posts")))
     book("posts", post, path, post_facets())
     # identities: campaign accounts and every screen/display name seen for them
     mentions = released.select(F.explode("j.entities.user_mentions").alias("m")).select(
         F.col("m.id_str").alias("userid"), F.col("m.screen_name").alias("screen_name"))
-    _write_identities(layout, campaign_ids, accounts, mentions)
+    _write_identities(layout, retractions.kept(campaign_ids), accounts, mentions)
 
 
 def _extract_media(spark: SparkSession, layout: StagingLayout, campaign_dir: Path, path: Path | None,
@@ -655,7 +655,7 @@ def _extract_media(spark: SparkSession, layout: StagingLayout, campaign_dir: Pat
          ("path_escape", _blank("j.path") | (F.col("_fs") == "path_escape")),
          ("symlink", F.col("_fs") == "symlink"),
          ("missing_file", F.col("_fs") == "missing_file")],
-        [("deleted", F.col("_del").isNotNull()),
+        [("deleted", F.col("_del").isNotNull()), retractions.check(),
          ("post_not_released", is_post_media & F.col("_pid").isNull()),
          ("not_campaign_account", ~is_post_media & F.col("cid").isNull())],
         cached,

@@ -27,8 +27,20 @@ from ioarchive.errors import RegistryError
 
 REGISTRY_CONN_ID = "ioarchive_registry"
 TABLE = "ioarchive_investigations"
+RETRACTIONS = "ioarchive_retractions"
 VERSION_TABLE = "ioarchive_schema_version"
 STATUSES: tuple[str, ...] = ("open", "concluded")
+
+
+@dataclass(frozen=True)
+class Retraction:
+    """One retracted account of one release (RELEASE_SPEC 8): never published again."""
+
+    release_id: str
+    account_id: str
+    reason: str
+    approved_by: str
+    recorded_at: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,20 @@ def _tables(metadata: Any) -> tuple[Any, Any]:
     return version, investigations
 
 
+def _retractions_table(metadata: Any) -> Any:
+    from sqlalchemy import Column, DateTime, String, Table, Text
+
+    return Table(
+        RETRACTIONS,
+        metadata,
+        Column("release_id", String(200), primary_key=True),
+        Column("account_id", String(64), primary_key=True),
+        Column("reason", Text, nullable=False),
+        Column("approved_by", String(200), nullable=False),
+        Column("recorded_at", DateTime(timezone=True), nullable=False),
+    )
+
+
 def _migration_1(conn: Any, tables: dict[str, Any]) -> None:
     tables[TABLE].create(conn, checkfirst=True)
 
@@ -79,9 +105,14 @@ def _migration_2(conn: Any, tables: dict[str, Any]) -> None:
     )
 
 
+def _migration_3(conn: Any, tables: dict[str, Any]) -> None:
+    tables[RETRACTIONS].create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any, dict[str, Any]], None]], ...] = (
     (1, "create ioarchive_investigations", _migration_1),
     (2, "index investigations by campaign and status", _migration_2),
+    (3, "create ioarchive_retractions", _migration_3),
 )
 """Append only: never edit an applied migration, add the next number."""
 
@@ -114,7 +145,8 @@ class Registry:
             engine = engine.execution_options(schema_translate_map={None: schema})
         self.engine = engine
         version, investigations = _tables(MetaData())
-        self.tables = {VERSION_TABLE: version, TABLE: investigations}
+        metadata = investigations.metadata
+        self.tables = {VERSION_TABLE: version, TABLE: investigations, RETRACTIONS: _retractions_table(metadata)}
 
     @classmethod
     def from_connection(cls, conn_id: str = REGISTRY_CONN_ID, *, schema: str | None = None) -> Registry:
@@ -245,6 +277,66 @@ class Registry:
         with self.engine.connect() as conn:
             concluded = set(conn.execute(query).scalars())
         return [i for i in wanted if i not in concluded]
+
+
+    # -- retractions (RELEASE_SPEC 8) ------------------------------------------------------
+    def record_retraction(
+        self,
+        release_id: str,
+        account_ids: Iterable[str],
+        reason: str,
+        approved_by: str,
+        *,
+        now: dt.datetime | None = None,
+    ) -> list[Retraction]:
+        """Record that ``account_ids`` leave ``release_id`` for good; returns the release's rows.
+
+        Idempotent: an account already retracted keeps its first row (reason, approver, time),
+        so a rerun of the recording task changes nothing and the audit trail stays the first one.
+        """
+        from sqlalchemy import insert, select
+
+        ids = sorted({str(i).strip() for i in account_ids if str(i).strip()})
+        if not ids:
+            raise ValueError("a retraction names at least one account id")
+        if not reason or not reason.strip():
+            raise ValueError("a retraction needs a reason (audit trail, changelog)")
+        if not approved_by or not approved_by.strip():
+            raise ValueError("approved_by must name the reviewer who approved the retraction")
+        self._require_migrated()
+        now = now or _now()
+        table = self.tables[RETRACTIONS]
+        with self.engine.begin() as conn:
+            present = set(conn.execute(
+                select(table.c.account_id).where((table.c.release_id == release_id) & table.c.account_id.in_(ids))
+            ).scalars())
+            for account_id in ids:
+                if account_id not in present:
+                    conn.execute(insert(table).values(release_id=release_id, account_id=account_id, reason=reason,
+                                                      approved_by=approved_by, recorded_at=now))
+        return self.retractions(release_id)
+
+    def retractions(self, release_id: str) -> list[Retraction]:
+        """Every retracted account of ``release_id``, by account id."""
+        from sqlalchemy import select
+
+        self._require_migrated()
+        table = self.tables[RETRACTIONS]
+        query = select(table).where(table.c.release_id == release_id).order_by(table.c.account_id)
+        with self.engine.connect() as conn:
+            return [
+                Retraction(r["release_id"], r["account_id"], r["reason"], r["approved_by"], _utc(r["recorded_at"]))
+                for r in conn.execute(query).mappings()
+            ]
+
+
+def retracted_accounts(
+    release_id: str, *, db_url: str | None = None, conn_id: str = REGISTRY_CONN_ID, schema: str | None = None
+) -> list[Retraction]:
+    """The registry's retractions of ``release_id`` (the extraction leaves these accounts out)."""
+    registry = Registry(db_url, schema=schema) if db_url else Registry.from_connection(conn_id, schema=schema)
+    with registry:
+        return registry.retractions(release_id)
 
 
 def _row(r: Any) -> Investigation:

@@ -37,6 +37,8 @@ REJECT = ApprovalOperator.REJECT
 
 GATE_ATTRIBUTION = "attribution"
 GATE_PUBLICATION = "publication"
+GATE_RETRACTION = "retraction"
+"""io_retract's first gate (RELEASE_SPEC 8): a reviewer approves removing the accounts."""
 
 
 @dataclass(frozen=True)

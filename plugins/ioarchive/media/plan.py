@@ -14,6 +14,15 @@ Order is deterministic: post media and profile media are separate series, each s
 path inside the archive; archives are filled greedily up to the target, with the exact zip
 overhead (:class:`ioarchive.media.zip_writer.ZipSizer`), so a planned archive is never larger than the
 target unless it holds one file that is larger by itself.
+
+Stable under removal (RELEASE_SPEC 8): version N+1 is planned from version N's plan when it is
+staged (``previous_staging``). Each archive of N keeps exactly the members of N that are still
+released with the same path, size and SHA-256, in the same order, so an archive that lost
+nothing has the same member list and therefore the same bytes (the zip writer is
+deterministic), and publication copies it server-side instead of uploading it. Archives that
+lost every member disappear; media new in N+1 are packed greedily after the kept archives.
+Archives are numbered in that order (a name may shift; the bytes, which are what is
+compared, do not).
 """
 
 from __future__ import annotations
@@ -163,6 +172,65 @@ def assign_archives(
     return archives
 
 
+def _same_member(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    return all(old.get(k) == new.get(k) for k in ("path", "bytes", "sha256", "source_path", "media_key"))
+
+
+def previous_groups(previous: StagingLayout | None, variant: str, series: str,
+                    target_bytes: int) -> list[list[dict[str, Any]]]:
+    """Member lists of the previous version's archives of one series, in plan order.
+
+    None when there is no previous plan or it was made for another archive target (its
+    archives could be larger than the new target).
+    """
+    if previous is None or not previous.media_plan.exists():
+        return []
+    try:
+        vplan = variant_plan(previous, variant)
+    except MediaPlanError:
+        return []
+    if vplan.get("target_bytes") != target_bytes:
+        log.warning("release %s/%s: the previous plan used archive target %s, this one %d: planning afresh",
+                    previous.release_id, variant, vplan.get("target_bytes"), target_bytes)
+        return []
+    archives = vplan["archives"]
+    groups = []
+    for archive in archives:
+        if archive.get("series") != series:
+            continue
+        path = previous.root / archive["members"]
+        groups.append([json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line])
+    return groups
+
+
+def assign_stable(
+    members: list[dict[str, Any]], previous: list[list[dict[str, Any]]], target_bytes: int,
+    zip64_limit: int = ZIP64_LIMIT,
+) -> tuple[list[tuple[list[dict[str, Any]], int]], int]:
+    """Archives of ``members`` that keep the previous version's archives; returns (archives, kept).
+
+    A previous archive keeps its still-released members in its order (``kept`` counts those that
+    kept all of them: same bytes); the rest is packed greedily after them.
+    """
+    by_path = {m["path"]: m for m in members}
+    used: set[str] = set()
+    archives: list[tuple[list[dict[str, Any]], int]] = []
+    kept = 0
+    for old in previous:
+        group = [by_path[o["path"]] for o in old
+                 if o["path"] in by_path and o["path"] not in used and _same_member(o, by_path[o["path"]])]
+        if not group:
+            continue
+        used.update(m["path"] for m in group)
+        kept += len(group) == len(old)
+        sizer = ZipSizer(zip64_limit)
+        for m in group:
+            sizer.add(m["path"], m["bytes"])
+        archives.append((group, sizer.total))
+    archives += assign_archives([m for m in members if m["path"] not in used], target_bytes, zip64_limit)
+    return archives, kept
+
+
 def _jsonl_bytes(members: list[dict[str, Any]]) -> bytes:
     return b"".join(json.dumps(m, sort_keys=True, separators=(",", ":")).encode() + b"\n" for m in members)
 
@@ -198,8 +266,12 @@ def plan_media(
     variant: str,
     target_bytes: int = DEFAULT_ARCHIVE_TARGET_BYTES,
     zip64_limit: int = ZIP64_LIMIT,
+    previous_staging: str | Path | None = None,
 ) -> dict[str, Any]:
     """Plan the media archives of one variant and write the plan; returns the variant's plan.
+
+    ``previous_staging``: the staging folder of the previous version, whose archives are kept
+    where their members still are (see the module doc); none or absent means a fresh plan.
 
     Rows that cannot be packed safely whatever their bytes (a source path escaping media/, a
     name that would not parse back, two files for one path) are listed under ``rejected`` with
@@ -221,6 +293,11 @@ def plan_media(
         series = "profile" if row["kind"] in PROFILE_SUFFIX else "tweet"
         by_series[series].append(_member_record(row, path))
 
+    previous = StagingLayout(previous_staging, release_id) if previous_staging else None
+    if previous is not None and not previous.media_plan.exists():
+        log.warning("release %s/%s: no media plan in %s; planning afresh, so archives of the previous version "
+                    "are not reused (they are uploaded, not copied)", release_id, variant, previous.root)
+    kept_archives = 0
     archives: list[PlannedArchive] = []
     members_dir = plan_members_dir(layout, variant)
     members_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +309,10 @@ def plan_media(
                 rejected.append({"reason": "duplicate_id", "row": {k: m[k] for k in MEDIA_WORK_COLUMNS}})
                 continue
             unique.append(m)
-        for number, (group, size) in enumerate(assign_archives(unique, target_bytes, zip64_limit), start=1):
+        assigned, kept = assign_stable(unique, previous_groups(previous, variant, series, target_bytes),
+                                        target_bytes, zip64_limit)
+        kept_archives += kept
+        for number, (group, size) in enumerate(assigned, start=1):
             name = layout.media_archive_name(series, variant, number)
             data = _jsonl_bytes(group)
             members_path = members_dir / f"{name}.jsonl"
@@ -259,6 +339,8 @@ def plan_media(
         "target_bytes": target_bytes,
         "zip64_limit": zip64_limit,
         "media_rows": len(rows),
+        "previous": str(previous.root) if previous is not None and previous.media_plan.exists() else None,
+        "kept_archives": kept_archives,
         "archives": [a.to_dict() for a in archives],
         "rejected": rejected,
     }

@@ -56,13 +56,18 @@ def pack_media(
     target_bytes: int = DEFAULT_ARCHIVE_TARGET_BYTES,
     workers: int = 1,
     zip64_limit: int = ZIP64_LIMIT,
+    previous_staging: str | Path | None = None,
 ) -> dict[str, Any]:
     """Plan, pack (``workers`` processes) and index the media of one variant.
+
+    ``previous_staging``: the previous version's staging folder, whose archives are kept
+    (``ioarchive.media.plan``).
 
     Returns the ``media_files.json`` summary. Rerunning skips archives already packed for the
     same plan.
     """
-    plan_media(staging_dir, release_id, variant, target_bytes=target_bytes, zip64_limit=zip64_limit)
+    plan_media(staging_dir, release_id, variant, target_bytes=target_bytes, zip64_limit=zip64_limit,
+               previous_staging=previous_staging)
     quarantine_rejected(campaign_dir, staging_dir, release_id, variant)
     names = list_archives(staging_dir, release_id, variant)
     results = pack_archives(campaign_dir, staging_dir, release_id, variant, names, workers=workers)

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ioarchive.errors import PublishRefused, SummaryError
-from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, run_signoffs
+from ioarchive.gates.signoffs import GATE_ATTRIBUTION, GATE_PUBLICATION, GATE_RETRACTION, run_signoffs
 from ioarchive.schema import VARIANTS
 from ioarchive.staging import StagingLayout
 
@@ -46,7 +46,12 @@ INVESTIGATIONS_CONCLUDED = "investigations concluded"
 QUALITY_SUMMARY = "quality summary"
 FOUR_EYES = "four eyes"
 ASSIGNED_REVIEWERS = "assigned reviewers"
-GATE_PRECONDITION = {GATE_ATTRIBUTION: ATTRIBUTION_SIGNOFF, GATE_PUBLICATION: PUBLICATION_SIGNOFF}
+RETRACTION_SIGNOFF = "retraction sign-off"
+GATE_PRECONDITION = {GATE_ATTRIBUTION: ATTRIBUTION_SIGNOFF, GATE_RETRACTION: RETRACTION_SIGNOFF,
+                     GATE_PUBLICATION: PUBLICATION_SIGNOFF}
+RELEASE_GATES: tuple[str, ...] = (GATE_ATTRIBUTION, GATE_PUBLICATION)
+"""The sign-offs an ``io_release`` run needs; an ``io_retract`` run needs retraction + publication
+(its form's ``signoff_gates``)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ def check_signoffs(
     run_id: str,
     triggering_user: str | None,
     reviewers: Iterable[str] | str | None,
+    gates: Iterable[str] = RELEASE_GATES,
 ) -> tuple[list[dict[str, Any]], list[Problem]]:
     """This run's approvals of both gates, and the problems found in the record.
 
@@ -103,7 +109,8 @@ def check_signoffs(
     if not assigned:
         problems.append(Problem(ASSIGNED_REVIEWERS, f"run {run_id} has no assigned reviewers (param 'reviewers')"))
     mine = [dict(e) for e in entries if e.get("run_id") == run_id]
-    for gate, name in GATE_PRECONDITION.items():
+    for gate in gates:
+        name = GATE_PRECONDITION[gate]
         decisions = [e for e in mine if e.get("gate") == gate]
         if not decisions:
             problems.append(Problem(
@@ -209,10 +216,12 @@ def check_publication(
     campaign_id: str,
     investigation_ids: Sequence[str],
     open_investigations: Callable[[str, list[str]], list[str]],
+    gates: Iterable[str] = RELEASE_GATES,
 ) -> list[dict[str, Any]]:
     """Re-check every gate from the audit trail; return this run's approvals or raise naming what is missing."""
     approvals, problems = check_signoffs(
-        run_signoffs(layout.signoffs, run_id), run_id=run_id, triggering_user=triggering_user, reviewers=reviewers
+        run_signoffs(layout.signoffs, run_id), run_id=run_id, triggering_user=triggering_user, reviewers=reviewers,
+        gates=gates,
     )
     problems += check_investigations(campaign_id, investigation_ids, open_investigations)
     problems += check_quality_summaries(layout)
@@ -245,6 +254,7 @@ def prepare_publication(layout: StagingLayout, variant: str, params: Mapping[str
         campaign_id=campaign.campaign_id,
         investigation_ids=list(campaign.investigation_ids),
         open_investigations=registry.open_investigations,
+        gates=tuple(params.get("signoff_gates") or RELEASE_GATES),
     )
     refresh_signoffs(layout, variant, campaign.account_ids, signoffs=approvals)
     return approvals

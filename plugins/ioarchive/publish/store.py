@@ -31,6 +31,10 @@ SHA256_METADATA_KEY = "sha256"
 DEFAULT_MULTIPART_THRESHOLD = 64 * 1024**2
 DEFAULT_MULTIPART_CHUNKSIZE = 64 * 1024**2
 READ_CHUNK = 4 * 1024**2
+COPY_OBJECT_MAX_BYTES = 5 * 1000**3
+"""S3's cap for a single-request CopyObject (5 GB); larger objects use the managed multipart copy."""
+DELETE_BATCH = 1000
+"""Keys per DeleteObjects request (S3's maximum)."""
 
 
 RETRY_ENV = {
@@ -188,6 +192,13 @@ class ObjectStore(Protocol):
 
     def iter_bytes(self, bucket: str, key: str) -> Iterator[bytes]: ...
 
+    def copy_object(
+        self, bucket: str, source_key: str, key: str, size: int, sha256: str, *,
+        encryption: Encryption | None = None, content_type: str | None = None,
+    ) -> None: ...
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> None: ...
+
 
 def stream_sha256(chunks: Iterator[bytes]) -> tuple[str, int]:
     """Hex SHA-256 and byte count of a stream, in constant memory."""
@@ -223,6 +234,16 @@ class S3ObjectStore:
         self.multipart_chunksize = multipart_chunksize
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy.from_env()
+        self.copy_object_max_bytes = COPY_OBJECT_MAX_BYTES
+        self.requests: dict[str, int] = {}
+        """S3 requests sent through this store, by operation (PutObject, CopyObject, UploadPart...)."""
+        events = getattr(getattr(client, "meta", None), "events", None)
+        if events is not None:
+            events.register("before-call.s3", self._count_request, unique_id=f"ioarchive-requests-{id(self)}")
+
+    def _count_request(self, model: Any = None, **_: Any) -> None:
+        name = getattr(model, "name", "unknown")
+        self.requests[name] = self.requests.get(name, 0) + 1
 
     @property
     def endpoint(self) -> str:
@@ -361,6 +382,64 @@ class S3ObjectStore:
             self._call(f"PUT s3://{bucket}/{key}", lambda: self.client.put_object(**args))
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"PUT s3://{bucket}/{key} failed: {exc}") from exc
+
+    def copy_object(
+        self,
+        bucket: str,
+        source_key: str,
+        key: str,
+        size: int,
+        sha256: str,
+        *,
+        encryption: Encryption | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        """Server-side copy within ``bucket`` (no byte passes through this machine).
+
+        CopyObject up to 5 GB, boto3's managed multipart copy (UploadPartCopy) above. The
+        ``sha256`` metadata and encryption are set explicitly (a managed copy does not carry the
+        source's metadata), so the copy verifies like an upload.
+        """
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        meta = {SHA256_METADATA_KEY: sha256}
+        extra: dict[str, Any] = dict(encryption.put_args()) if encryption is not None else {}
+        if content_type:
+            extra["ContentType"] = content_type
+        source = {"Bucket": bucket, "Key": source_key}
+        what = f"copy of s3://{bucket}/{source_key} to {key}"
+        try:
+            if size <= self.copy_object_max_bytes:
+                self._call(what, lambda: self.client.copy_object(
+                    CopySource=source, Bucket=bucket, Key=key, MetadataDirective="REPLACE", Metadata=meta,
+                    ChecksumAlgorithm="SHA256", **extra))
+            else:
+                config = TransferConfig(multipart_threshold=self.copy_object_max_bytes,
+                                        multipart_chunksize=self.multipart_chunksize,
+                                        max_concurrency=self.max_concurrency)
+                self._call(what, lambda: self.client.copy(source, bucket, key, ExtraArgs={**extra, "Metadata": meta},
+                                                          Config=config))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"{what} failed: {exc}") from exc
+
+    def delete_keys(self, bucket: str, keys: list[str]) -> None:
+        """Delete ``keys`` (DeleteObjects, 1,000 per request); any key not deleted is an error."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = keys[start:start + DELETE_BATCH]
+            request = {"Objects": [{"Key": k} for k in batch], "Quiet": True}
+            try:
+                resp = self._call(f"delete of {len(batch)} objects in s3://{bucket}",
+                                  lambda request=request: self.client.delete_objects(Bucket=bucket, Delete=request))
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreError(f"delete of {len(batch)} objects in s3://{bucket} failed: {exc}") from exc
+            errors = resp.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise StoreError(f"s3://{bucket}: {len(errors)} objects not deleted, e.g. {first.get('Key')}: "
+                                 f"{first.get('Code')} {first.get('Message')}")
 
     # -- bucket posture -----------------------------------------------------------------
     def public_access_blocked(self, bucket: str) -> bool:

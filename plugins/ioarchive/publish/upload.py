@@ -84,6 +84,8 @@ class PublishResult:
     """Relative names in upload order; ``manifest.json`` last when it was written."""
     skipped: list[str] = field(default_factory=list)
     """Already present with the same size and SHA-256."""
+    copied: dict[str, str] = field(default_factory=dict)
+    """Name -> key of an earlier version's object with the same bytes, copied server-side."""
     verified: list[str] = field(default_factory=list)
     read_back: list[str] = field(default_factory=list)
     """Verified by downloading and hashing every byte."""
@@ -99,7 +101,8 @@ class PublishResult:
         state = "already published, verified" if self.already_published else "published"
         return (
             f"{self.release_id} v{self.version} ({self.variant}, {self.audience}) {state} at {self.url}: "
-            f"{len(self.uploaded)} uploaded, {len(self.skipped)} already present, {len(self.verified)} verified "
+            f"{len(self.uploaded)} uploaded, {len(self.copied)} copied server-side from earlier versions, "
+            f"{len(self.skipped)} already present, {len(self.verified)} verified "
             f"({len(self.read_back)} read back, {len(self.multipart)} multipart)"
         )
 
@@ -225,12 +228,16 @@ def publish_release(
     # Scan the remote version before touching it.
     present = _scan_remote(store, bucket, prefix, local_files, local.manifest_bytes, result)
 
-    # Upload what is missing, verify everything, manifest last.
+    # Upload what is missing (or copy it server-side from an earlier version holding the same
+    # bytes, RELEASE_SPEC 8), verify everything, manifest last.
+    earlier = earlier_objects(store, bucket, release_id, version) if not result.already_published else {}
     for name in sorted(local_files):
         if name in present:
             result.skipped.append(name)
             continue
         size, sha = local_files[name]
+        if _copy_earlier(store, bucket, prefix, name, (size, sha), earlier, encryption, result):
+            continue
         log.info("uploading %s (%d bytes) to s3://%s/%s%s", name, size, bucket, prefix, name)
         try:
             store.upload_file(bucket, prefix + name, release_dir / name, sha, encryption=encryption,
@@ -260,6 +267,52 @@ def publish_release(
     result.manifest_written = True
     log.info("%s", result.summary())
     return result
+
+
+def earlier_objects(store: ObjectStore, bucket: str, release_id: str, version: int) -> dict[str, str]:
+    """SHA-256 -> key of each file of the earlier, not withdrawn, versions of the release (newest wins)."""
+    versions = []
+    for key, _size in store.list_keys(bucket, f"releases/{release_id}/"):
+        match = _MANIFEST_KEY.match(key)
+        if match and match.group(1) == release_id and int(match.group(2)) < version:
+            versions.append(int(match.group(2)))
+    found: dict[str, str] = {}
+    for n in sorted(versions, reverse=True):
+        try:
+            manifest = json.loads(store.get_bytes(bucket, version_prefix(release_id, n) + MANIFEST_NAME))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if manifest.get("withdrawn_at"):
+            continue
+        for entry in manifest.get("files", []):
+            if isinstance(entry, dict) and entry.get("sha256") and entry.get("name"):
+                found.setdefault(str(entry["sha256"]), version_prefix(release_id, n) + entry["name"])
+    return found
+
+
+def _copy_earlier(store: ObjectStore, bucket: str, prefix: str, name: str, expected: tuple[int, str],
+                  earlier: dict[str, str], encryption: Encryption, result: PublishResult) -> bool:
+    """Copy ``name`` server-side from an earlier version with the same bytes; False to upload it."""
+    size, sha = expected
+    source = earlier.get(sha)
+    if source is None or not hasattr(store, "copy_object"):
+        return False
+    info = store.head(bucket, source)
+    if info is None or info.size != size or info.sha256 != sha:
+        log.warning("s3://%s/%s does not match its manifest (size or sha256); uploading %s instead of copying it",
+                    bucket, source, name)
+        return False
+    log.info("copying %s (%d bytes) server-side from s3://%s/%s (same SHA-256)", name, size, bucket, source)
+    try:
+        store.copy_object(bucket, source, prefix + name, size, sha, encryption=encryption,
+                          content_type=_content_type(name))
+    except Exception as exc:
+        raise PublishFailed(
+            f"server-side copy of {name} from s3://{bucket}/{source} to s3://{bucket}/{prefix} failed: {exc}. "
+            "No manifest was written; rerun the publish task (verified objects are skipped)"
+        ) from exc
+    result.copied[name] = source
+    return True
 
 
 def _scan_remote(

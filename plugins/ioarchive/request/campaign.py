@@ -77,6 +77,8 @@ class ReleaseParams:
     threshold: int = DEFAULT_THRESHOLD
     archive_target_bytes: int = DEFAULT_ARCHIVE_TARGET_BYTES
     key_id: str = ""
+    changelog: str = ""
+    """What this version changes (RELEASE_SPEC 8): required from version 2 on."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -87,6 +89,12 @@ class ReleaseParams:
             raise InvalidRelease(f"threshold must be >= 0, got {self.threshold}")
         if self.archive_target_bytes < 1:
             raise InvalidRelease(f"archive target must be positive, got {self.archive_target_bytes}")
+        if self.version > 1 and not self.changelog.strip():
+            raise InvalidRelease(
+                f"version {self.version} of {self.release_id} needs a changelog: set the 'changelog' param to what "
+                f"changed since v{self.version - 1} (a published version never changes; the README says why the "
+                "new one exists)"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +109,7 @@ class ReleaseParams:
                 version=int(params.get("version", 1)),
                 threshold=int(params.get("threshold", DEFAULT_THRESHOLD)),
                 archive_target_bytes=int(params.get("archive_target_bytes", DEFAULT_ARCHIVE_TARGET_BYTES)),
+                changelog=str(params.get("changelog") or ""),
             )
         except KeyError as exc:
             raise InvalidRelease(f"the trigger form lacks {exc.args[0]!r}") from None

@@ -6,10 +6,12 @@ Returns what the attribution reviewer decides on (the gate's body). Bad input ra
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
 
+from ioarchive.files import atomic_write_bytes
 from ioarchive.request.campaign import Campaign, InvalidRelease, ReleaseParams, find_raw_file, open_raw_text
 from ioarchive.staging import StagingLayout
 
@@ -76,6 +78,8 @@ def validate_request(rp: ReleaseParams, layout: StagingLayout) -> dict[str, Any]
             campaign.disclosure_month,
         )
     layout.root.mkdir(parents=True, exist_ok=True)
+    form = {k: v for k, v in rp.to_dict().items() if k not in ("key_id", "extra")}
+    atomic_write_bytes(layout.request, (json.dumps(form, indent=1, sort_keys=True) + "\n").encode())
     log.info("release %s v%d stages in %s", rp.release_id, rp.version, layout.root)
     return {
         "release_id": rp.release_id,
