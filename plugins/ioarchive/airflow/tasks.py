@@ -256,9 +256,10 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
         index = sorted(layout.validation_dir(variant).rglob("index.html"))
         if index:
             data_docs_urls[variant] = index[0].resolve().as_uri()
+    previous_manifests = _previous_manifests(rp)
     body = render_reviewer_summary(
         layout.root, layout.release_id, readme_urls=readme_urls, data_docs_urls=data_docs_urls,
-        previous_manifest=previous or None,
+        previous_manifest=previous_manifests or None,
     )
     if diff is not None:
         body += f"\n\n### `ioarchive diff` against v{diff.old.version}\n\n{diff.summary_markdown()}"
@@ -266,6 +267,22 @@ def render(params: dict[str, Any]) -> dict[str, Any]:
         "publication_body": body,
         "files": {v: len(m.get("files", [])) for v, m in manifests.items()},
     }
+
+
+def _previous_manifests(rp: ReleaseParams) -> dict[str, Any]:
+    """Manifests of version N-1 staged on this machine, so the reviewer sees what changed."""
+    if rp.version < 2:
+        return {}
+    previous = StagingLayout.for_version(settings.staging_root(), rp.release_id, rp.version - 1)
+    found = {}
+    for variant in VARIANTS:
+        path = previous.manifest(variant)
+        if path.exists():
+            found[variant] = json.loads(path.read_text(encoding="utf-8"))
+    if not found:
+        log.warning("no staged manifest of v%d of %s: the reviewer summary cannot show changes", rp.version - 1,
+                    rp.release_id)
+    return found
 
 
 @release_task
