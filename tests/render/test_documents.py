@@ -439,8 +439,9 @@ def test_catalog_marks_a_withdrawn_version(tmp_path) -> None:
     entry = json.loads(json_path.read_text())["releases"][0]
     assert entry["latest_version"] == 2
     v1 = entry["versions"][1]
-    assert (v1["version"], v1["withdrawn_at"], v1["superseded_by"], v1["lines"]) == (1, "2026-12-05T08:00:00Z", 2, [])
-    assert "readme" not in v1
-    html = html_path.read_text()
-    assert "v1: withdrawn, superseded by v2 (2026-12-05T08:00:00Z)" in html
+    assert (v1["version"], v1["withdrawn"]["at"], v1["withdrawn"]["superseded_by"], v1["files"]) \
+        == (1, "2026-12-05T08:00:00Z", 2, [])
+    assert [f["name"] for f in v1["withdrawn"]["files"]] == [f["name"] for f in smallland(1)["files"]]
+    html = " ".join(html_path.read_text().replace('<span class="withdrawn">', "").replace("</span>", "").split())
+    assert "v1: withdrawn, superseded by v2 (2026-12-05T08:00:00Z: appeal)" in html
     assert 'href="../releases/smallland_201906/v1/README.md"' not in html

@@ -31,6 +31,18 @@ from ioarchive.staging import StagingLayout
 RELEASE = "conn_202102"
 
 
+@pytest.fixture(autouse=True)
+def _classic_mode_after_each_test():
+    """A Connect session marks the whole process as a Connect client (pyspark sets
+    ``SPARK_CONNECT_MODE_ENABLED``), after which ``pyspark.sql.functions`` builds Connect columns
+    for the classic test session and every child inherits the mark. Tasks never mix the two in
+    one process; this test module does, so it takes the mark away again."""
+    had = "SPARK_CONNECT_MODE_ENABLED" in os.environ
+    yield
+    if not had:
+        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+
+
 def lookup(values: dict[str, str]):
     return values.get
 
