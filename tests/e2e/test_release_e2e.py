@@ -465,13 +465,20 @@ def test_self_approval_by_the_triggering_user_fails(stack):
 # --- publication re-checks the gates from the audit trail (issue #17) ---------------------------
 
 def _publish_attempt(client: AirflowClient, run_id: str, expected_try: int) -> str:
-    """Wait until both publish tasks failed on ``expected_try``; return the logs of that try."""
+    """Wait until both publish tasks failed on ``expected_try`` and the scheduler has failed the
+    run; return the logs of that try.
+
+    The run's state is part of the wait because on-call clears a failed run: a clear sent while
+    the scheduler is still finishing the run is overwritten by its "failed" (seen once: the
+    cleared tasks then sat in state none under a failed run, never scheduled).
+    """
     deadline = time.monotonic() + 600
     while True:
         instances = _task_instances(client, run_id)
         publish = [instances[t] for t in PUBLISH_TASKS]
         assert not [t for t in publish if t["state"] == "success"], f"a publish task succeeded: {publish}"
-        if all(t["state"] == "failed" and t["try_number"] == expected_try for t in publish):
+        if (all(t["state"] == "failed" and t["try_number"] == expected_try for t in publish)
+                and client.run(DAG_ID, run_id, TRIGGER_USER)["state"] == "failed"):
             break
         assert time.monotonic() < deadline, f"publish tasks not failed on try {expected_try}: {publish}"
         time.sleep(2.0)
