@@ -18,8 +18,13 @@ from ioarchive.devtools.stack import PUBLIC_BUCKET, USER_ROLES, USERS, Stack, fr
 def test_env_names_users_binds_loopback_and_matches_ports(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")  # an outer setting must not leak
     monkeypatch.setenv("AIRFLOW_CONN_SOMETHING_ELSE", "sqlite:///x")
-    stack = Stack(state_dir=tmp_path, api_port=23456, s3_port=23457, jwt_secret="s")
+    stack = Stack(state_dir=tmp_path, api_port=23456, s3_port=23457, jwt_secret="s", log_server_ports=(23458, 23459))
     env = stack.env()
+    # Log servers on the stack's own ports (two stacks on one machine must not share 8793).
+    assert (env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"], env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"]) \
+        == ("23458", "23459")
+    stack.save()
+    assert Stack.load(tmp_path).log_server_ports == (23458, 23459)
     assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS" not in env
     assert "AIRFLOW_CONN_SOMETHING_ELSE" not in env
     # FAB auth manager, one role per user; only the administrator is an Airflow admin.

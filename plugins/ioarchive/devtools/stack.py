@@ -107,6 +107,9 @@ class Stack:
     api_port: int = 0
     s3_port: int = 0
     spark_connect_port: int = 0
+    # The scheduler's and triggerer's log servers (Airflow's fixed 8793/8794 would make two
+    # stacks on one machine, e.g. `make up` beside `make test`, fight over one port).
+    log_server_ports: tuple[int, int] = (0, 0)
     metadata_db: str = ""
     registry_poke_seconds: int = 15
     s3_store: str = "folder"
@@ -188,6 +191,7 @@ class Stack:
             api_port=data["api_port"],
             s3_port=data["s3_port"],
             spark_connect_port=data.get("spark_connect_port", 0),
+            log_server_ports=tuple(data.get("log_server_ports") or (0, 0)),  # type: ignore[arg-type]
             metadata_db=data.get("metadata_db", ""),
             registry_poke_seconds=data.get("registry_poke_seconds", 15),
             s3_store=data.get("s3_store", "memory"),  # stacks started before the folder store had moto_server
@@ -202,6 +206,7 @@ class Stack:
             "api_port": self.api_port,
             "s3_port": self.s3_port,
             "spark_connect_port": self.spark_connect_port,
+            "log_server_ports": list(self.log_server_ports),
             "metadata_db": self.metadata_db,
             "registry_poke_seconds": self.registry_poke_seconds,
             "s3_store": self.s3_store,
@@ -274,6 +279,8 @@ class Stack:
                 "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
                 "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.log_server_ports[0]),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.log_server_ports[1]),
                 "AIRFLOW_CONN_IOARCHIVE_S3": json.dumps(self.s3_connection()),
                 "AIRFLOW_CONN_IOARCHIVE_REGISTRY": json.dumps(self.registry_connection()),
                 "AIRFLOW_VAR_IOARCHIVE_PSEUDONYM_KEY": self.pseudonym_key(),
@@ -385,6 +392,8 @@ class Stack:
         self.api_port = self.api_port or free_port()
         self.s3_port = self.s3_port or free_port()
         self.spark_connect_port = self.spark_connect_port or free_port()
+        if not all(self.log_server_ports):
+            self.log_server_ports = (free_port(), free_port())
         self.jwt_secret = self.jwt_secret or secrets.token_urlsafe(32)
         self.pids = {}
         self.save()
