@@ -26,7 +26,10 @@ from ioarchive.quality.summary import (
 from ioarchive.schema import VARIANTS
 from support.quality import RELEASE_ID, build_clean_release
 
-RUNS = 5
+RUNS = 3
+"""Gates per variant on the same staging under load. Issue #17 showed five (passed in CI on
+2026-12-05, 119 s); three keep the suite within its 20 minutes and still catch a verdict that
+flips (the threaded gate flipped in one run of two)."""
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ class _GxThreads:
 
 
 def test_same_staged_bytes_same_summary_under_load(spark, staged):
-    """Five gates on the same staging while every core is kept busy by another process: five
+    """RUNS gates on the same staging while every core is kept busy by another process: RUNS
     byte-identical summary.json files per variant (the threaded gate reported failures on clean
     data now and then), none of them naming a path, time or run; GX never left this thread."""
     from ioarchive.quality.runner import validate_release
