@@ -209,7 +209,8 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _kill_and_clear(stack: Stack, run_id: str, point: str, killed_keys: list[str] | None = None) -> str:
+def _kill_and_clear(stack: Stack, run_id: str, point: str, killed_keys: list[str] | None = None,
+                    dag_id: str = DAG_ID) -> str:
     """Wait for the run to hold at ``point``, SIGKILL its task process, clear it as on-call does."""
     import signal
 
@@ -217,28 +218,28 @@ def _kill_and_clear(stack: Stack, run_id: str, point: str, killed_keys: list[str
     reached = stack.state_dir / "drills" / f"{point}.reached"
     deadline = time.monotonic() + 1200
     while not (reached.exists() and reached.read_text()):
-        if client.run(DAG_ID, run_id, TRIGGER_USER)["state"] in ("success", "failed"):
-            raise AssertionError(f"the run ended before reaching {point}: {client.task_states(DAG_ID, run_id, TRIGGER_USER)}")
-        assert time.monotonic() < deadline, f"{point} never reached: {client.task_states(DAG_ID, run_id, TRIGGER_USER)}"
+        if client.run(dag_id, run_id, TRIGGER_USER)["state"] in ("success", "failed"):
+            raise AssertionError(f"the run ended before reaching {point}: {client.task_states(dag_id, run_id, TRIGGER_USER)}")
+        assert time.monotonic() < deadline, f"{point} never reached: {client.task_states(dag_id, run_id, TRIGGER_USER)}"
         time.sleep(0.5)
     holder = json.loads(reached.read_text())["pid"]
     worker, ti_id = _worker_process(holder)
-    listing = client.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances?limit=1000", TRIGGER_USER)
+    listing = client.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1000", TRIGGER_USER)
     ti = next(t for t in listing["task_instances"] if t["id"] == ti_id)
     os.kill(worker, signal.SIGKILL)
     key = ti["task_id"] if ti["map_index"] == -1 else f"{ti['task_id']}[{ti['map_index']}]"
     if killed_keys is not None:
         killed_keys.append(key)
-    client.wait_task_state(DAG_ID, run_id, key, {"up_for_retry", "failed"}, TRIGGER_USER, timeout=300)
+    client.wait_task_state(dag_id, run_id, key, {"up_for_retry", "failed"}, TRIGGER_USER, timeout=300)
     end = time.monotonic() + 30
     while _alive(holder) and time.monotonic() < end:
         time.sleep(0.2)
     assert not _alive(holder), f"pid {holder} ({_process_title(holder)}) outlived its killed task: it would keep writing"
     # On-call's rerun, exactly as docs/runbook.md writes it (token, then clearTaskInstances).
-    script = runbook.fill(runbook.rerun_snippet(), {
+    script = runbook.fill(runbook.rerun_snippet(), {  # io_retract: the same request on its own URL (runbook)
         "<you>": ONCALL_USER, "<password>": stack.passwords()[ONCALL_USER],
         "<run id>": run_id, "<task id>": ti["task_id"],
-    })
+    }).replace(f"/dags/{DAG_ID}/", f"/dags/{dag_id}/")
     done = runbook.run(script, env={**stack.env(), "AIRFLOW": stack.base_url})
     assert done.returncode == 0, done.stderr
     cleared = json.loads(done.stdout)
@@ -280,10 +281,12 @@ def _assert_every_task_succeeded_first_time(client: AirflowClient, run_id: str, 
 
 
 def _normalized_manifest(data: bytes) -> dict:
-    """A manifest without the times of its sign-offs (the only thing two runs cannot share)."""
+    """A manifest (or withdrawal record) without its times: generation, sign-offs, withdrawal
+    (the only things two runs cannot share)."""
     manifest = json.loads(data)
-    manifest.pop("generated_at")
-    for signoff in manifest["signoffs"]:
+    manifest.pop("generated_at", None)
+    manifest.pop("withdrawn_at", None)
+    for signoff in manifest.get("signoffs", []):
         signoff.pop("at")
     return manifest
 
@@ -595,11 +598,16 @@ def _diff_json(stack: Stack, old: Path, new: Path, variant: str) -> dict:
 def test_retraction_end_to_end(stack, e2e_campaign):
     """Retract two accounts (one pseudonymized, one above the threshold) from the published v1.
 
-    Undisturbed, on the PostgreSQL stack right after its release (the SQLite stack's v1 is the
-    drill's, and the browser module reads its catalog afterwards).
+    On PostgreSQL undisturbed, right after its release, then a corrected v3 by io_release. On
+    SQLite the retraction's kill-and-clear drill, from the drill's v1 (same bytes as
+    PostgreSQL's): every writing task of io_retract (extract, pseudonymize, pack_media, render,
+    publish, update_catalog, withdraw) is SIGKILLed once at its hold point and cleared with the
+    runbook's request; both buckets must then hold what the undisturbed retraction left, byte
+    for byte (manifests and withdrawal records but for their times).
     """
     if stack.metadata != "postgresql":  # type: ignore[attr-defined]
-        pytest.skip("the retraction runs on the undisturbed PostgreSQL stack (see the docstring)")
+        _retraction_drill(stack, e2e_campaign)
+        return
     import pyarrow.parquet as pq
     from ioarchive.pseudonymize.pseudonym import pseudonym
     from support.leak import scan
@@ -617,7 +625,7 @@ def test_retraction_end_to_end(stack, e2e_campaign):
     client.wait_for_dag(RETRACT_DAG, TRIGGER_USER)
     client.unpause(RETRACT_DAG, TRIGGER_USER)
     run_id = f"retract_{RELEASE_OK}__{secrets.token_hex(3)}"
-    reason = "Appeal granted: the platform restored two accounts."
+    reason = RETRACTION_REASON
     run = client.trigger(RETRACT_DAG, run_id, {"release_id": RELEASE_OK, "account_ids": [small, large],
                                                "reason": reason, "reviewers": list(REVIEWERS)}, TRIGGER_USER)
     assert run["triggering_user_name"] == TRIGGER_USER
@@ -630,6 +638,7 @@ def test_retraction_end_to_end(stack, e2e_campaign):
     state = client.wait_run(RETRACT_DAG, run_id, TRIGGER_USER, timeout=1200)
     assert state == "success", client.task_states(RETRACT_DAG, run_id, TRIGGER_USER)
     _assert_every_task_succeeded_first_time(client, run_id, [], RETRACT_DAG)
+    RETRACTED.update({b: _released_keys(stack, b, RELEASE_OK) for b in (PUBLIC_BUCKET, MEMBER_BUCKET)})
 
     v1_manifests = {b: json.loads(before[b][v1_prefix + "manifest.json"]) for b in before}
     for bucket, variant in ((PUBLIC_BUCKET, "hashed"), (MEMBER_BUCKET, "unhashed")):
@@ -723,3 +732,53 @@ def test_retraction_end_to_end(stack, e2e_campaign):
     assert reconciliation["tables"]["accounts"]["excluded"].get("retracted") == 2, reconciliation
     assert scan(v3_objects, n) == []
     print(f"retraction e2e: {time.monotonic() - started:.0f} s")
+
+
+RETRACTED: dict[str, dict[str, bytes]] = {}
+"""The release's objects per bucket after the undisturbed (PostgreSQL) retraction: what the drill must equal."""
+RETRACTION_REASON = "Appeal granted: the platform restored two accounts."
+
+
+def _retraction_drill(stack: Stack, e2e_campaign: Path) -> None:
+    from support.retraction import pick_accounts
+
+    if not RETRACTED:
+        pytest.fail("the undisturbed retraction (PostgreSQL) did not complete: the drill has nothing to compare with")
+    client: AirflowClient = stack.client  # type: ignore[attr-defined]
+    if not _released_keys(stack, PUBLIC_BUCKET, RELEASE_OK).get(f"releases/{RELEASE_OK}/v1/manifest.json"):
+        pytest.fail("v1 was not published by the drill's test_release_end_to_end: nothing to retract from")
+    small, large = pick_accounts(e2e_campaign, fewest_media=True)
+    client.wait_for_dag(RETRACT_DAG, TRIGGER_USER)
+    client.unpause(RETRACT_DAG, TRIGGER_USER)
+    for point in drills.RETRACTION_POINTS:
+        (stack.state_dir / "drills" / f"{point}.hold").write_text("")
+    killed: list[str] = []
+    killed_keys: list[str] = []
+    try:
+        run_id = f"retract_{RELEASE_OK}__{secrets.token_hex(3)}"
+        client.trigger(RETRACT_DAG, run_id, {"release_id": RELEASE_OK, "account_ids": [small, large],
+                                             "reason": RETRACTION_REASON, "reviewers": list(REVIEWERS)}, TRIGGER_USER)
+        _wait_gate(stack, run_id, "retraction_signoff", RETRACT_DAG)
+        client.answer(RETRACT_DAG, run_id, "retraction_signoff", REVIEWER_A, "Approve", "appeal confirmed")
+        for point in (drills.EXTRACT, drills.PSEUDONYMIZE, drills.PACK_MEDIA, drills.RENDER):
+            killed.append(_kill_and_clear(stack, run_id, point, killed_keys, RETRACT_DAG))
+        _wait_gate(stack, run_id, "publication_signoff", RETRACT_DAG)
+        client.answer(RETRACT_DAG, run_id, "publication_signoff", REVIEWER_B, "Approve", "v2 checked")
+        for point in (drills.PUBLISH, drills.CATALOG, drills.WITHDRAW):
+            killed.append(_kill_and_clear(stack, run_id, point, killed_keys, RETRACT_DAG))
+        state = client.wait_run(RETRACT_DAG, run_id, TRIGGER_USER, timeout=1200)
+        assert state == "success", client.task_states(RETRACT_DAG, run_id, TRIGGER_USER)
+    finally:
+        for armed in (stack.state_dir / "drills").glob("*.hold"):
+            armed.unlink()
+    assert killed[:4] == ["extract", "pseudonymize", "pack_media", "render"]
+    assert killed[4] in {"publish_public", "publish_member"} and killed[5:] == ["update_catalog", "withdraw"]
+    _assert_every_task_succeeded_first_time(client, run_id, killed_keys, RETRACT_DAG)
+    for bucket, reference in RETRACTED.items():
+        objects = _released_keys(stack, bucket, RELEASE_OK)
+        assert sorted(objects) == sorted(reference), f"{bucket}: duplicate, orphaned or missing objects after the drill"
+        for key, data in objects.items():
+            if key.endswith("/manifest.json"):
+                assert _normalized_manifest(data) == _normalized_manifest(reference[key]), key
+            else:
+                assert hashlib.sha256(data).hexdigest() == hashlib.sha256(reference[key]).hexdigest(), key

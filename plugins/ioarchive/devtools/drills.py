@@ -35,6 +35,9 @@ RENDER = "render.between_variants"
 PUBLISH = "publish.mid_upload"
 CATALOG = "catalog.mid_upload"
 POINTS = (EXTRACT, PSEUDONYMIZE, PACK_MEDIA, RENDER, PUBLISH, CATALOG)
+WITHDRAW = "withdraw.record_written"
+"""io_retract only: a withdrawal record replaced the manifest, the data objects are not deleted yet."""
+RETRACTION_POINTS = (*POINTS, WITHDRAW)
 
 
 def hold(point: str) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ioarchive.devtools import drills
 from ioarchive.errors import WithdrawalError
 from ioarchive.publish.store import Encryption, ObjectStore
 from ioarchive.publish.upload import _MANIFEST_KEY, version_prefix
@@ -120,6 +121,7 @@ def withdraw_version(
         store.put_bytes(bucket, manifest_key, data, encryption=encryption, content_type="application/json")
         if store.get_bytes(bucket, manifest_key) != data:
             raise WithdrawalError(f"{manifest_key} read back from s3://{bucket} differs from the withdrawal record")
+        drills.hold(drills.WITHDRAW)  # the record is there, the data objects not yet deleted
     result = WithdrawResult(bucket, prefix, int(version), record, already_withdrawn=already)
     doomed = [k for k in present if k != manifest_key]
     if doomed:
