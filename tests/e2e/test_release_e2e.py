@@ -750,6 +750,8 @@ def _retraction_drill(stack: Stack, e2e_campaign: Path) -> None:
     small, large = pick_accounts(e2e_campaign, fewest_media=True)
     client.wait_for_dag(RETRACT_DAG, TRIGGER_USER)
     client.unpause(RETRACT_DAG, TRIGGER_USER)
+    for stale in (stack.state_dir / "drills").glob("*.reached"):  # the release drill's, same points
+        stale.unlink()
     for point in drills.RETRACTION_POINTS:
         (stack.state_dir / "drills" / f"{point}.hold").write_text("")
     killed: list[str] = []
