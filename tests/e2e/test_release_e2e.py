@@ -40,6 +40,7 @@ parallel (``awaiting_input`` holds no slot) while the whole release runs its Spa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -173,6 +174,10 @@ def _assert_nothing_published(stack: Stack, release_id: str) -> None:
 
 UNDISTURBED: dict[str, dict[str, bytes]] = {}
 """Objects published by the undisturbed (PostgreSQL) run, per bucket: what the drill run must equal."""
+RETRACTED: dict[str, dict[str, bytes]] = {}
+"""The release's objects per bucket after the undisturbed (PostgreSQL) retraction: what the drill must equal."""
+RETRACTION_REASON = "Appeal granted: the platform restored two accounts."
+
 
 def _process_title(pid: int) -> str:
     try:
@@ -280,6 +285,32 @@ def _assert_every_task_succeeded_first_time(client: AirflowClient, run_id: str, 
     assert not wrong, f"task instances not succeeded on the expected try (state, try, allowed): {wrong}"
 
 
+def _assert_same_objects(bucket: str, objects: dict[str, bytes], reference: dict[str, bytes]) -> None:
+    """A drill's objects equal the undisturbed run's: same keys, same bytes, manifests but for their times."""
+    assert sorted(objects) == sorted(reference), f"{bucket}: duplicate, orphaned or missing objects after the drill"
+    for key, data in objects.items():
+        if key.endswith("/manifest.json"):
+            assert _normalized_manifest(data) == _normalized_manifest(reference[key]), key
+        else:
+            assert hashlib.sha256(data).hexdigest() == hashlib.sha256(reference[key]).hexdigest(), key
+
+
+@contextlib.contextmanager
+def _holds_armed(stack: Stack, points: tuple[str, ...]):
+    """Arm the drill's hold points (earlier drills' ``.reached`` records removed first); disarm
+    whatever is left afterwards, so a failed drill never stops the next module's runs."""
+    drill_dir = stack.state_dir / "drills"
+    for stale in drill_dir.glob("*.reached"):
+        stale.unlink()
+    for point in points:
+        (drill_dir / f"{point}.hold").write_text("")
+    try:
+        yield
+    finally:
+        for armed in drill_dir.glob("*.hold"):
+            armed.unlink()
+
+
 def _normalized_manifest(data: bytes) -> dict:
     """A manifest (or withdrawal record) without its times: generation, sign-offs, withdrawal
     (the only things two runs cannot share)."""
@@ -296,14 +327,8 @@ def test_release_end_to_end(stack, e2e_campaign):
     run_id = stack.runs["ok"]  # type: ignore[attr-defined]
     drill = stack.metadata == "sqlite"  # type: ignore[attr-defined]
     campaign = json.loads((e2e_campaign / "campaign.json").read_text())
-    if drill:
-        for point in drills.POINTS:
-            (stack.state_dir / "drills" / f"{point}.hold").write_text("")
-    try:
+    with _holds_armed(stack, drills.POINTS if drill else ()):
         _release_end_to_end(stack, client, run_id, drill, campaign)
-    finally:  # a failed drill must not leave holds armed for the next module's runs
-        for armed in (stack.state_dir / "drills").glob("*.hold"):
-            armed.unlink()
 
 
 def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill: bool, campaign: dict) -> None:
@@ -400,13 +425,7 @@ def _release_end_to_end(stack: Stack, client: AirflowClient, run_id: str, drill:
     if not UNDISTURBED:
         pytest.fail("the undisturbed PostgreSQL release did not complete, so the drill has nothing to compare with")
     for bucket, objects in published.items():
-        reference = UNDISTURBED[bucket]
-        assert sorted(objects) == sorted(reference), f"{bucket}: duplicate or orphaned objects after the drill"
-        for key, data in objects.items():
-            if key.endswith("/manifest.json"):
-                assert _normalized_manifest(data) == _normalized_manifest(reference[key]), key
-            else:
-                assert hashlib.sha256(data).hexdigest() == hashlib.sha256(reference[key]).hexdigest(), key
+        _assert_same_objects(bucket, objects, UNDISTURBED[bucket])
 
 
 def test_public_bucket_guard_refuses_the_unhashed_variant(stack):
@@ -734,10 +753,6 @@ def test_retraction_end_to_end(stack, e2e_campaign):
     print(f"retraction e2e: {time.monotonic() - started:.0f} s")
 
 
-RETRACTED: dict[str, dict[str, bytes]] = {}
-"""The release's objects per bucket after the undisturbed (PostgreSQL) retraction: what the drill must equal."""
-RETRACTION_REASON = "Appeal granted: the platform restored two accounts."
-
 
 def _retraction_drill(stack: Stack, e2e_campaign: Path) -> None:
     from support.retraction import pick_accounts
@@ -750,13 +765,9 @@ def _retraction_drill(stack: Stack, e2e_campaign: Path) -> None:
     small, large = pick_accounts(e2e_campaign, fewest_media=True)
     client.wait_for_dag(RETRACT_DAG, TRIGGER_USER)
     client.unpause(RETRACT_DAG, TRIGGER_USER)
-    for stale in (stack.state_dir / "drills").glob("*.reached"):  # the release drill's, same points
-        stale.unlink()
-    for point in drills.RETRACTION_POINTS:
-        (stack.state_dir / "drills" / f"{point}.hold").write_text("")
     killed: list[str] = []
     killed_keys: list[str] = []
-    try:
+    with _holds_armed(stack, drills.RETRACTION_POINTS):  # the release drill's .reached records go first
         run_id = f"retract_{RELEASE_OK}__{secrets.token_hex(3)}"
         client.trigger(RETRACT_DAG, run_id, {"release_id": RELEASE_OK, "account_ids": [small, large],
                                              "reason": RETRACTION_REASON, "reviewers": list(REVIEWERS)}, TRIGGER_USER)
@@ -770,17 +781,8 @@ def _retraction_drill(stack: Stack, e2e_campaign: Path) -> None:
             killed.append(_kill_and_clear(stack, run_id, point, killed_keys, RETRACT_DAG))
         state = client.wait_run(RETRACT_DAG, run_id, TRIGGER_USER, timeout=1200)
         assert state == "success", client.task_states(RETRACT_DAG, run_id, TRIGGER_USER)
-    finally:
-        for armed in (stack.state_dir / "drills").glob("*.hold"):
-            armed.unlink()
     assert killed[:4] == ["extract", "pseudonymize", "pack_media", "render"]
     assert killed[4] in {"publish_public", "publish_member"} and killed[5:] == ["update_catalog", "withdraw"]
     _assert_every_task_succeeded_first_time(client, run_id, killed_keys, RETRACT_DAG)
     for bucket, reference in RETRACTED.items():
-        objects = _released_keys(stack, bucket, RELEASE_OK)
-        assert sorted(objects) == sorted(reference), f"{bucket}: duplicate, orphaned or missing objects after the drill"
-        for key, data in objects.items():
-            if key.endswith("/manifest.json"):
-                assert _normalized_manifest(data) == _normalized_manifest(reference[key]), key
-            else:
-                assert hashlib.sha256(data).hexdigest() == hashlib.sha256(reference[key]).hexdigest(), key
+        _assert_same_objects(bucket, _released_keys(stack, bucket, RELEASE_OK), reference)
