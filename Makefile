@@ -44,8 +44,9 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium unzip sqlite3 >/dev/null; \
 	  else echo "chromium, unzip or sqlite3 is missing: apt-get install chromium unzip sqlite3 (browser and CSV-loader tests)"; fi; }
 
+# Two workers: the end-to-end group (one worker, shared stacks, in order) beside the rest.
 test: venv lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadscope
 
 # Only the end-to-end part of the suite: whole releases under Airflow (SQLite, PostgreSQL with the
 # kill-and-clear drill) and the reviewer flow in Chromium.

@@ -57,3 +57,25 @@ def invalid_campaign_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("campaign_invalid") / "campaign"
     generate_campaign(out, seed=11, accounts=80, posts=2000, media_bytes=6 * 1024**2, invalid_rate=0.02)
     return out
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``make test``'s two workers (``-n 2 --dist loadscope``): the end-to-end tests on one, in order.
+
+    The end-to-end modules share their stacks and runs (a session's SQLite stack, the release
+    that the retraction builds on), so they form one scope that one worker runs in collection
+    order; they mostly wait for Airflow (task starts, gates, sensors), so the other modules
+    (each a scope of its own, as in plain ``loadscope``: module fixtures are built once) run on
+    the other worker meanwhile. (xdist's ``loadgroup`` marks do not take
+    with pytest 9.2, whose node ids can no longer be rewritten.) Plain ``pytest`` is serial.
+    """
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class EndToEndApart(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "e2e" if nodeid.startswith("tests/e2e/") else nodeid.split("::", 1)[0]
+
+    return EndToEndApart(config, log)

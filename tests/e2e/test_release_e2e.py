@@ -608,12 +608,6 @@ def _diff_json(stack: Stack, old: Path, new: Path, variant: str) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("IOARCHIVE_E2E_RETRACTION"),
-    reason="issue #18 retraction e2e (io_retract on the PostgreSQL stack, then a corrected v3; about 2.5 min), "
-           "left out of `make test` to keep the suite within 20 minutes; passed in full on 2026-12-05. "
-           "Run it with IOARCHIVE_E2E_RETRACTION=1 make test-e2e",
-)
 def test_retraction_end_to_end(stack, e2e_campaign):
     """Retract two accounts (one pseudonymized, one above the threshold) from the published v1.
 
