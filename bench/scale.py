@@ -166,7 +166,7 @@ def release_steps(cli: list[str], campaign: Path, staging: Path, key_file: Path,
                     "--generated-at", "2021-02-23T00:00:00+00:00"]),
     ]
     if args.endpoint_url and campaign_posts(campaign) <= args.publish_max_posts:
-        for variant, bucket in (("hashed", f"{args.bucket_prefix}-public"), ("unhashed", f"{args.bucket_prefix}-member")):
+        for variant, bucket in zip(("hashed", "unhashed"), buckets(args), strict=True):
             steps.append((f"publish {variant}", [*cli, "publish", *common, "--variant", variant, "--bucket", bucket,
                                                  "--endpoint-url", args.endpoint_url]))
             steps.append((f"verify {variant}", [*cli, "verify", f"s3://{bucket}/releases/{RELEASE}/v1/",
@@ -179,14 +179,33 @@ def campaign_posts(campaign: Path) -> int:
     return int(campaign.name.rsplit("-", 1)[1])
 
 
-def ensure_buckets(args: argparse.Namespace) -> None:
+def s3_client(args: argparse.Namespace):
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=args.endpoint_url)
-    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
-    for bucket in (f"{args.bucket_prefix}-public", f"{args.bucket_prefix}-member"):
-        if bucket not in existing:
-            s3.create_bucket(Bucket=bucket)
+    return boto3.client("s3", endpoint_url=args.endpoint_url)
+
+
+def buckets(args: argparse.Namespace) -> tuple[str, str]:
+    """(public, member) bucket of the benchmark's publications."""
+    return f"{args.bucket_prefix}-public", f"{args.bucket_prefix}-member"
+
+
+def ensure_buckets(args: argparse.Namespace) -> None:
+    """The product's bucket setup (member bucket encrypted, public access blocked)."""
+    from ioarchive.publish.store import ensure_buckets as ensure
+
+    ensure(s3_client(args), *buckets(args))
+
+
+def delete_published(args: argparse.Namespace) -> None:
+    """Remove one size's publication, so the next size's disk budget holds (the server keeps
+    objects on disk)."""
+    s3 = s3_client(args)
+    for bucket in buckets(args):
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"releases/{RELEASE}/"):
+            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+            if keys:
+                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
 
 
 def mib(n: int) -> str:
@@ -251,6 +270,8 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(campaign, ignore_errors=True)
             shutil.rmtree(staging, ignore_errors=True)
+            if args.endpoint_url:
+                delete_published(args)
 
     print_per_post(sizes, results)
     return 0
