@@ -82,6 +82,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     # the Spark session (read inside jobs: environment only)
     _s("IOARCHIVE_DRIVER_MEMORY", "4g", "spark.driver.memory", variable=False),
     _s("IOARCHIVE_SHUFFLE_PARTITIONS", "8", "spark.sql.shuffle.partitions", variable=False),
+    _s("IOARCHIVE_MAX_PARTITION_BYTES", "32m", "spark.sql.files.maxPartitionBytes (input split size)", variable=False),
     _s("IOARCHIVE_SPARK_JAVA_OPTIONS", "-XX:+UseParallelGC", "driver and executor JVM options", variable=False),
     _s("IOARCHIVE_SPARK_LOG_LEVEL", "WARN", "Spark log level", variable=False),
     # where the package data is (overrides for development)

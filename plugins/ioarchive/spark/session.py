@@ -74,9 +74,17 @@ def get_spark(app_name: str = "ioarchive", extra_conf: dict[str, str] | None = N
 
 
 def session_conf() -> dict[str, str]:
-    """SQL settings of every release session, set per session (also on a shared Connect server)."""
+    """SQL settings of every release session, set per session (also on a shared Connect server).
+
+    Input splits of 32 MiB, not Spark's 128: a 1 M-post campaign's 620 MB of posts made 5
+    splits, i.e. 3 waves on 2 cores with one core idle in the last, and every later scan of the
+    scratch Parquet inherited it. At 32 MiB the 1 M-post extraction benchmark took 124 s
+    instead of 136 (docs/performance.md, "Extraction"); a cluster's many cores cut splits
+    smaller than this anyway (Spark caps a split at the input's bytes per core).
+    """
     return {
         "spark.sql.shuffle.partitions": settings.get("IOARCHIVE_SHUFFLE_PARTITIONS"),
+        "spark.sql.files.maxPartitionBytes": settings.get("IOARCHIVE_MAX_PARTITION_BYTES"),
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
 
