@@ -179,12 +179,6 @@ def campaign_posts(campaign: Path) -> int:
     return int(campaign.name.rsplit("-", 1)[1])
 
 
-def s3_client(args: argparse.Namespace):
-    import boto3
-
-    return boto3.client("s3", endpoint_url=args.endpoint_url)
-
-
 def buckets(args: argparse.Namespace) -> tuple[str, str]:
     """(public, member) bucket of the benchmark's publications."""
     return f"{args.bucket_prefix}-public", f"{args.bucket_prefix}-member"
@@ -193,19 +187,19 @@ def buckets(args: argparse.Namespace) -> tuple[str, str]:
 def ensure_buckets(args: argparse.Namespace) -> None:
     """The product's bucket setup (member bucket encrypted, public access blocked)."""
     from ioarchive.publish.store import ensure_buckets as ensure
+    from ioarchive.publish.store import s3_client
 
-    ensure(s3_client(args), *buckets(args))
+    ensure(s3_client(endpoint_url=args.endpoint_url), *buckets(args))
 
 
 def delete_published(args: argparse.Namespace) -> None:
     """Remove one size's publication, so the next size's disk budget holds (the server keeps
     objects on disk)."""
-    s3 = s3_client(args)
+    from ioarchive.publish.store import S3ObjectStore, s3_client
+
+    store = S3ObjectStore(s3_client(endpoint_url=args.endpoint_url))
     for bucket in buckets(args):
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"releases/{RELEASE}/"):
-            keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-            if keys:
-                s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        store.delete_keys(bucket, [key for key, _size in store.list_keys(bucket, f"releases/{RELEASE}/")])
 
 
 def mib(n: int) -> str:
