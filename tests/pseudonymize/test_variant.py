@@ -44,3 +44,107 @@ def test_redaction_respects_token_boundaries_and_case(spark):
         f"ask @{p} or @{p}, not @SaraDaily nor mail@sarah; sara_x; {p} and 111"
     )
     assert (row["userid"], row["user_screen_name"]) == ("12", "SaraDaily")
+
+
+POST_DDL = (
+    "tweetid string, userid string, user_display_name string, user_screen_name string, "
+    "user_reported_location string, user_profile_description string, user_profile_url string, "
+    "follower_count long, following_count long, account_creation_date date, account_language string, "
+    "tweet_language string, tweet_text string, tweet_time timestamp, tweet_client_name string, "
+    "in_reply_to_tweetid string, in_reply_to_userid string, quoted_tweet_tweetid string, is_retweet boolean, "
+    "retweet_userid string, retweet_tweetid string, latitude double, longitude double, quote_count long, "
+    "reply_count long, like_count long, retweet_count long, hashtags array<string>, urls array<string>, "
+    "user_mentions array<string>, poll_choices array<string>"
+)
+
+
+def _reference_post(post: dict, ids: dict[str, str], tokens: dict[str, str]) -> dict:
+    """RELEASE_SPEC s.4 for one post, in plain Python (no account record joined)."""
+    import re
+
+    def redact(text):
+        return text if not text else re.sub(r"[A-Za-z0-9_]+", lambda m: tokens.get(m.group(0).lower(), m.group(0)), text)
+
+    out = dict(post)
+    out["tweet_text"] = redact(post["tweet_text"])
+    for c in ("hashtags", "urls", "poll_choices"):
+        out[c] = None if post[c] is None else [redact(x) for x in post[c]]
+    for c in ("userid", "in_reply_to_userid", "retweet_userid"):
+        out[c] = ids.get(post[c], post[c])
+    out["user_mentions"] = None if post["user_mentions"] is None else [ids.get(u, u) for u in post["user_mentions"]]
+    if post["userid"] in ids:
+        out["user_display_name"] = out["user_screen_name"] = ids[post["userid"]]
+    for c in ("latitude", "longitude"):
+        out[c] = "present" if post[c] is not None else "absent"
+    return out
+
+
+def test_hashed_posts_equal_the_reference_and_skip_only_posts_naming_no_one(spark):
+    """The native prefilter never lets a post that names a pseudonymized account through unredacted.
+
+    Every column of every post equals the plain-Python reference, including tokens that only a
+    correct cut finds (a Kelvin sign glued to a name lower-cases to ``k``), ids that match only
+    exactly, names inside list columns, a null ``tweetid`` and a duplicated one. And the posts
+    that name no one in their text or mentions are left out of the lookups (else the prefilter
+    would be a no-op).
+    """
+    from ioarchive.pseudonymize.variant import (
+        HIT,
+        hashed_accounts,
+        hashed_posts,
+        posts_naming_pseudonymized,
+        pseudonym_keys,
+    )
+    from ioarchive.schema import ACCOUNT_COLUMNS, POST_COLUMNS
+    from pyspark.sql import functions as F
+
+    identities = spark.createDataFrame(
+        [("11", "Sara", None, 1), ("X9y", "bob_2", None, 3), ("12", "SaraDaily", None, 6000)],
+        "userid string, screen_name string, display_name string, follower_count long",
+    )
+    keys = pseudonym_keys(spark, identities, KEY, 5000)
+    p11, px = pseudonym(KEY, "11"), pseudonym(KEY, "X9y")
+    ids = {"11": p11, "X9y": px}
+    tokens = {"sara": p11, "11": p11, "bob_2": px, "x9y": px}
+
+    base = dict.fromkeys(POST_COLUMNS)
+    base.update(userid="12", user_display_name="Big", user_screen_name="SaraDaily", follower_count=6000,
+                hashtags=[], urls=[], user_mentions=[], poll_choices=[])
+    cases = {
+        "plain": {"tweet_text": "nothing here, SaraDaily and sarah and 111 é 🙂"},
+        "at": {"tweet_text": "hi @Sara! and @SARA."},
+        "kelvin": {"tweet_text": "x \u212aSara y"},
+        "id_token": {"tweet_text": "id 11, not 111 nor 11x; X9Y"},
+        "hashtag": {"hashtags": ["SARA", "other"], "tweet_text": "tags"},
+        "url": {"urls": ["https://example.com/bob_2?q=1"]},
+        "poll": {"poll_choices": ["yes", "sara"]},
+        "mention": {"user_mentions": ["x9y", "X9y", "13"]},
+        "reply": {"in_reply_to_userid": "11"},
+        "retweet": {"retweet_userid": "X9y", "is_retweet": True},
+        "author": {"userid": "11", "user_display_name": None, "user_screen_name": None, "follower_count": None},
+        "null lists": {"hashtags": None, "urls": None, "user_mentions": None, "poll_choices": None,
+                       "tweet_text": None},
+        "unicode only": {"tweet_text": "\u212a\u0130 é"},
+    }
+    posts = []
+    for i, (name, change) in enumerate(cases.items()):
+        posts.append({**base, "tweetid": str(100 + i), "tweet_text": name, **change})
+    posts.append({**base, "tweetid": None, "tweet_text": "no id but @sara"})
+    posts.append({**base, "tweetid": "101", "tweet_text": "same id as 'at', names no one"})
+    df = spark.createDataFrame([tuple(p[c] for c in POST_COLUMNS) for p in posts], POST_DDL)
+
+    naming = {r[HIT] for r in posts_naming_pseudonymized(df, keys).collect()}
+    flagged = {r["tweetid"] for r in df.where(F.xxhash64("tweetid").isin(list(naming))).select("tweetid").collect()}
+    # Reply, retweet and author ids are replaced by broadcast joins: those posts need no lookup.
+    assert flagged == {"101", "102", "103", "104", "105", "106", "107", None}
+    assert len(naming) == 8  # the seven above and the null tweetid
+
+    account_ddl = ", ".join(f"{c} {t}" for c, t in (p.split(" ") for p in POST_DDL.split(", ")) if c in ACCOUNT_COLUMNS)
+    accounts = spark.createDataFrame([tuple(base[c] for c in ACCOUNT_COLUMNS)], account_ddl)
+    hashed_raw = hashed_accounts(accounts, keys, keep_raw_userid=True)
+    got = [r.asDict() for r in hashed_posts(df, hashed_raw, keys).collect()]
+    assert len(got) == len(posts)
+    want = [_reference_post(p, ids, tokens) for p in posts]
+    key = lambda r: (r["tweetid"] or "", r["tweet_text"] or "")  # noqa: E731
+    for g, w in zip(sorted(got, key=key), sorted(want, key=key), strict=True):
+        assert g == w
