@@ -17,10 +17,7 @@ The key never enters a query plan as a literal: it is a one-row DataFrame column
 printed by ``explain`` or written to the Spark event log (a test checks the event log).
 Lookups go to a hash table kept in one broadcast array value (see
 :func:`lookup_table`): every row is rewritten where it is, with no explode, shuffle or join
-back, so the cost stays linear in the data whatever the campaign size. Those lookups run in
-higher-order functions, which Spark interprets row by row; so posts are first sorted out
-natively (:func:`posts_naming_pseudonymized`), and only posts that may name a pseudonymized
-account take them.
+back, so the cost stays linear in the data whatever the campaign size.
 """
 
 from __future__ import annotations
@@ -183,90 +180,29 @@ def hashed_accounts(accounts: DataFrame, keys: DataFrame, keep_raw_userid: bool 
     return df.select(*out, F.col("userid").alias("_raw_userid")) if keep_raw_userid else df.select(*out)
 
 
-POST_TEXT_COLUMNS = ("tweet_text", "hashtags", "urls", "poll_choices")
-"""Post columns whose word tokens are redacted (:func:`redact_text`); the last three are lists."""
-POST_ID_COLUMNS = ("userid", "in_reply_to_userid", "retweet_userid")
-"""Post columns holding one account id, replaced through a broadcast join (no lookup per row)."""
-HIT = "_hit"
-
-
-def account_pseudonyms(keys: DataFrame) -> DataFrame:
-    """``(_uid, _p)``: every pseudonymized account id and its pseudonym, for broadcast joins."""
-    from pyspark.sql import functions as F
-
-    return keys.where(F.col("key").startswith("i:")).select(
-        F.substring("key", 3, 1 << 30).alias("_uid"), F.col("pseudonym").alias("_p"))
-
-
-def posts_naming_pseudonymized(posts: DataFrame, keys: DataFrame) -> DataFrame:
-    """``xxhash64(tweetid)`` (column ``_hit``, distinct) of every post whose text or mentions may
-    name a pseudonymized account: a superset, never missing one, found with native functions.
-
-    Only those posts need :func:`redact_text` and the mention lookups. A post's text can change
-    only if one of its lower-cased word tokens equals a ``t:`` key, its mentions only if one
-    equals an ``i:`` key; both are probed at once against the keys without their prefix (an id
-    equal to a ``t:`` token is a false positive: it costs a lookup, nothing else). Tokens are
-    cut exactly as :func:`redact_text` cuts them: every run of non-token characters becomes one
-    space *before* lower-casing (lower-casing first could turn a non-ASCII letter such as the
-    Kelvin sign into ``k`` and glue it to the next token), and the list columns are joined with
-    a space, which no token spans. A hash collision or a null ``tweetid`` only adds posts. The
-    set is distinct so a join on it never duplicates a post.
-    """
-    from pyspark.sql import functions as F
-
-    text = F.concat_ws(" ", *[F.col(c) for c in POST_TEXT_COLUMNS])
-    words = F.split(F.lower(F.regexp_replace(text, f"[^{TOKEN[1:-1]}]+", " ")), " ")
-    mentions = F.coalesce(F.col("user_mentions"), F.array().cast("array<string>"))
-    probe = keys.select(F.substring("key", 3, 1 << 30).alias("_probe")).distinct()
-    tokens = posts.select(F.xxhash64("tweetid").alias(HIT), F.explode(F.concat(words, mentions)).alias("_probe"))
-    return tokens.join(F.broadcast(probe), "_probe", "left_semi").select(HIT).distinct()
-
-
-def _join_pseudonym(df: DataFrame, ids: DataFrame, column: str) -> DataFrame:
-    """``df`` plus ``_p_<column>``: the pseudonym of ``df[column]``, null if not pseudonymized."""
-    from pyspark.sql import functions as F
-
-    named = ids.select(F.col("_uid").alias(f"_uid_{column}"), F.col("_p").alias(f"_p_{column}"))
-    return df.join(F.broadcast(named), F.col(column) == F.col(f"_uid_{column}"), "left").drop(f"_uid_{column}")
-
-
 def hashed_posts(posts: DataFrame, hashed_accounts_raw: DataFrame, keys: DataFrame,
                  table: DataFrame | None = None) -> DataFrame:
     """Hashed posts; account columns come from the hashed accounts (joined on the raw userid).
 
-    No shuffle of the posts. The id columns are replaced through broadcast joins on the
-    pseudonymized ids, the account columns come from a broadcast join on the hashed accounts.
-    Text tokens and mentions are looked up in the broadcast hash table of :func:`lookup_table`
-    by interpreted higher-order functions, so those run only on the posts that
-    :func:`posts_naming_pseudonymized` finds; every other post keeps its text and mentions as
-    they are, which is what the lookups would give it.
+    Row by row, no shuffle: ids and text tokens are looked up in the broadcast hash table of
+    :func:`lookup_table`, the account columns come from a broadcast join.
     """
     from pyspark.sql import functions as F
 
-    hits = F.broadcast(posts_naming_pseudonymized(posts, keys))
-    posts = posts.join(hits, F.xxhash64("tweetid") == hits[HIT], "left")
-    ids = account_pseudonyms(keys)
-    for c in POST_ID_COLUMNS:
-        posts = _join_pseudonym(posts, ids, c)
     posts = _with_lookup(posts, lookup_table(keys) if table is None else table)
     lut = F.col(LUT)
-    hit = F.col(HIT).isNotNull()
     own = [c for c in POST_COLUMNS if c not in ACCOUNT_COLUMNS]
-
-    def if_hit(rewritten: Column, c: str) -> Column:
-        return F.when(hit, rewritten).otherwise(F.col(c))
-
+    p = _find(lut, F.concat(F.lit("i:"), F.col("userid")))
     cols: dict[str, Column] = {c: F.col(c) for c in own}
-    cols["tweet_text"] = if_hit(redact_text(lut, F.col("tweet_text")), "tweet_text")
-    for c in ("in_reply_to_userid", "retweet_userid"):
-        cols[c] = F.coalesce(F.col(f"_p_{c}"), F.col(c))
-    cols["user_mentions"] = if_hit(F.transform(F.col("user_mentions"), lambda m: _id(lut, m)), "user_mentions")
+    cols["tweet_text"] = redact_text(lut, F.col("tweet_text"))
+    cols["in_reply_to_userid"] = _id(lut, F.col("in_reply_to_userid"))
+    cols["retweet_userid"] = _id(lut, F.col("retweet_userid"))
+    cols["user_mentions"] = F.transform(F.col("user_mentions"), lambda m: _id(lut, m))
     for c in ("hashtags", "urls", "poll_choices"):
-        cols[c] = if_hit(F.transform(F.col(c), lambda x: redact_text(lut, x)), c)
+        cols[c] = F.transform(F.col(c), lambda x: redact_text(lut, x))
     for c in ("latitude", "longitude"):
         cols[c] = F.when(F.col(c).isNotNull(), F.lit("present")).otherwise(F.lit("absent"))
-    df = posts.select(F.col("userid").alias("_raw_userid"), F.col("_p_userid").alias("_p"),
-                      *[cols[c].alias(c) for c in own])
+    df = posts.select(F.col("userid").alias("_raw_userid"), p.alias("_p"), *[cols[c].alias(c) for c in own])
     df = df.join(F.broadcast(hashed_accounts_raw), "_raw_userid", "left")
     # Posts of campaign accounts without a released record: no account columns, id still hashed.
     df = df.withColumn("userid", F.coalesce(F.col("_p"), F.col("userid"), F.col("_raw_userid")))
@@ -278,7 +214,9 @@ def hashed_posts(posts: DataFrame, hashed_accounts_raw: DataFrame, keys: DataFra
 def hashed_media(media: DataFrame, keys: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
-    df = media.join(F.broadcast(account_pseudonyms(keys)), media["userid"] == F.col("_uid"), "left")
+    ids = keys.where(F.col("key").startswith("i:")).select(
+        F.substring("key", 3, 1000).alias("_uid"), F.col("pseudonym").alias("_p"))
+    df = media.join(F.broadcast(ids), media["userid"] == F.col("_uid"), "left")
     return df.select(*[
         F.coalesce(F.col("_p"), F.col("userid")).alias("userid") if c == "userid" else F.col(c)
         for c in media.columns
