@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ioarchive.pseudonymize.pseudonym import pseudonym
+from support.quality import ACCOUNT_SCHEMA, POST_TAIL
 
 KEY = b"unit-test key 0123456789abcdef0123456789abcdef"
 
@@ -44,18 +45,6 @@ def test_redaction_respects_token_boundaries_and_case(spark):
         f"ask @{p} or @{p}, not @SaraDaily nor mail@sarah; sara_x; {p} and 111"
     )
     assert (row["userid"], row["user_screen_name"]) == ("12", "SaraDaily")
-
-
-POST_DDL = (
-    "tweetid string, userid string, user_display_name string, user_screen_name string, "
-    "user_reported_location string, user_profile_description string, user_profile_url string, "
-    "follower_count long, following_count long, account_creation_date date, account_language string, "
-    "tweet_language string, tweet_text string, tweet_time timestamp, tweet_client_name string, "
-    "in_reply_to_tweetid string, in_reply_to_userid string, quoted_tweet_tweetid string, is_retweet boolean, "
-    "retweet_userid string, retweet_tweetid string, latitude double, longitude double, quote_count long, "
-    "reply_count long, like_count long, retweet_count long, hashtags array<string>, urls array<string>, "
-    "user_mentions array<string>, poll_choices array<string>"
-)
 
 
 def _reference_post(post: dict, ids: dict[str, str], tokens: dict[str, str]) -> dict:
@@ -122,10 +111,10 @@ def test_hashed_posts_equal_the_plain_python_reference(spark):
         posts.append({**base, "tweetid": str(100 + i), "tweet_text": name, **change})
     posts.append({**base, "tweetid": None, "tweet_text": "no id but @sara"})
     posts.append({**base, "tweetid": "101", "tweet_text": "same id as 'at', names no one"})
-    df = spark.createDataFrame([tuple(p[c] for c in POST_COLUMNS) for p in posts], POST_DDL)
+    post_schema = f"tweetid string, {ACCOUNT_SCHEMA}, {POST_TAIL.format(geo='double')}"
+    df = spark.createDataFrame([tuple(p[c] for c in POST_COLUMNS) for p in posts], post_schema)
 
-    account_ddl = ", ".join(f"{c} {t}" for c, t in (p.split(" ") for p in POST_DDL.split(", ")) if c in ACCOUNT_COLUMNS)
-    accounts = spark.createDataFrame([tuple(base[c] for c in ACCOUNT_COLUMNS)], account_ddl)
+    accounts = spark.createDataFrame([tuple(base[c] for c in ACCOUNT_COLUMNS)], ACCOUNT_SCHEMA)
     hashed_raw = hashed_accounts(accounts, keys, keep_raw_userid=True)
     got = [r.asDict() for r in hashed_posts(df, hashed_raw, keys).collect()]
     assert len(got) == len(posts)
